@@ -1,0 +1,182 @@
+"""API plumbing shared by every app: the error shape, pagination, throttling and idempotency keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import set_rollback
+
+from accounts.actor import Actor
+from accounts.errors import Conflict, DomainError, InvalidInput
+
+logger = logging.getLogger(__name__)
+
+
+# --- errors ---------------------------------------------------------------------------------------------------
+
+
+def _first_code(codes: Any) -> str | None:
+    if isinstance(codes, str):
+        return codes
+    if isinstance(codes, list | tuple) and codes:
+        return _first_code(codes[0])
+    if isinstance(codes, dict) and codes:
+        return _first_code(next(iter(codes.values())))
+    return None
+
+
+def _field_errors(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {
+            str(field): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])] if not isinstance(msgs, dict)
+            else [json.dumps(msgs, default=str)]
+            for field, msgs in detail.items()
+        }
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(m) for m in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def error_body(detail: str, code: str, errors: dict | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"detail": detail, "code": code}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def exception_handler(exc: Exception, context: dict) -> Response:
+    """Every API error, 500s included, as `{"detail", "code"}` (+ `"errors"` for field validation)."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.APIException):
+        set_rollback()
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        if isinstance(exc, exceptions.ValidationError):
+            errors = _field_errors(exc.detail)
+            body = error_body(_("Some fields are invalid."), _first_code(exc.get_codes()) or "invalid", errors)
+            if body["code"] in {"required", "null", "blank"}:
+                body["code"] = "invalid"
+            return Response(body, status=exc.status_code, headers=headers)
+        code = _first_code(exc.get_codes()) or exc.default_code
+        if isinstance(exc, exceptions.ParseError):
+            code = "malformed_json"
+        return Response(error_body(str(exc.detail), code), status=exc.status_code, headers=headers)
+    set_rollback()
+    view = context.get("view")
+    logger.exception("api.unhandled_error", extra={"view": type(view).__name__ if view else None})
+    return Response(
+        error_body(_("Internal server error. The error was logged; try again later."), "server_error"),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+# --- lists and limits -----------------------------------------------------------------------------------------
+
+
+class DefaultPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class OrganizationRateThrottle(SimpleRateThrottle):
+    """A request budget per organization (all its tokens and members together)."""
+
+    scope = "organization"
+
+    def get_cache_key(self, request, view) -> str | None:
+        actor = request.auth
+        if not isinstance(actor, Actor):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": actor.organization.pk}
+
+
+# --- idempotency keys -----------------------------------------------------------------------------------------
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def _request_fingerprint(request) -> str:
+    try:
+        canonical = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        canonical = request.body.decode("utf-8", "replace")
+    payload = f"{request.method}\n{request.path}\n{canonical}"
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def idempotent(handler):
+    """Make a creating POST honour `Idempotency-Key` (API.md, Conventions).
+
+    The key is claimed by inserting its row inside the same transaction as the handler's writes. A concurrent
+    request with the same key blocks on the unique index until the first commits, then replays its response;
+    if the first fails, its row rolls back with its writes and the retry runs afresh. Only successful responses
+    are kept: a refused request (4xx) leaves nothing behind and may be retried with the same key.
+    """
+
+    @wraps(handler)
+    def wrapper(view, request, *args, **kwargs):
+        from accounts.models import IdempotencyRecord
+
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            return handler(view, request, *args, **kwargs)
+        key = key.strip()
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise InvalidInput(
+                _("The Idempotency-Key header must be 1 to %(n)s characters.") % {"n": MAX_IDEMPOTENCY_KEY_LENGTH},
+                code="invalid_idempotency_key",
+            )
+        actor: Actor = request.auth
+        fingerprint = _request_fingerprint(request)
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        organization=actor.organization,
+                        key=key,
+                        method=request.method,
+                        path=request.path,
+                        request_hash=fingerprint,
+                    )
+            except IntegrityError:
+                record = IdempotencyRecord.objects.get(organization=actor.organization, key=key)
+                if record.request_hash != fingerprint or record.response_status is None:
+                    raise Conflict(
+                        _("This Idempotency-Key was already used with a different request."),
+                        code="idempotency_conflict",
+                    ) from None
+                return Response(
+                    record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"}
+                )
+            response = handler(view, request, *args, **kwargs)
+            if 200 <= response.status_code < 300:
+                record.response_status = response.status_code
+                record.response_body = json.loads(json.dumps(response.data, default=str))
+                record.save(update_fields=["response_status", "response_body"])
+            else:
+                transaction.set_rollback(True)
+            return response
+
+    return wrapper

@@ -1,0 +1,7 @@
+from django.urls import path
+
+app_name = "accounts"
+
+urlpatterns: list = [
+    path("", lambda r: None, name="login"),
+]
