@@ -23,6 +23,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.postgres)
 
 
+@pytest.fixture(autouse=True)
+def _needs_redis(request):
+    if request.node.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
+        pytest.skip("needs a Redis server: set REDIS_URL (CI does)")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
