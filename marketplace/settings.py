@@ -51,6 +51,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # FORM_RENDERER = TemplatesSetting looks widget and form templates up through TEMPLATES: without this app
+    # Django's own form templates are not found and every form (the admin's included) fails to render.
+    "django.forms",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
