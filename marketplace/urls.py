@@ -14,6 +14,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("marketplace.api_urls")),
+    # Last: the accounts routes end with the JSON 404 for unknown API paths.
     path("api/v1/", include("accounts.api_urls")),
 ]
 

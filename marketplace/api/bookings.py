@@ -1,0 +1,3 @@
+"""bookings API."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""catalog API."""
+
+urlpatterns: list = []

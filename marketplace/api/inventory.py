@@ -1,0 +1,3 @@
+"""inventory API."""
+
+urlpatterns: list = []
