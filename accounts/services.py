@@ -28,6 +28,7 @@ from accounts.models import (
     ApiToken,
     AuditEvent,
     Invitation,
+    Language,
     Membership,
     Organization,
     OrganizationKind,
@@ -622,3 +623,33 @@ def active_membership_for(*, user: User, organization_id: Any) -> Membership:
     if membership is None:
         raise NotFound(_("You are not a member of that organization."))
     return membership
+
+
+# --- personal preferences and credentials -------------------------------------------------------------------
+
+
+def user_set_language(*, user: User, language: str) -> User:
+    """Remember the language a person picked, so their next login (on any device) starts in it."""
+    if language not in Language.values:
+        choices = ", ".join(Language.values)
+        raise InvalidInput(
+            _("Unknown language “%(language)s”.") % {"language": language},
+            errors={"language": [_("Choose one of: %(languages)s.") % {"languages": choices}]},
+        )
+    if user.preferred_language != language:
+        User.objects.filter(pk=user.pk).update(preferred_language=language)
+        user.preferred_language = language
+    return user
+
+
+def audit_password_reset(*, user: User, ip_address: str | None) -> None:
+    """Show a password set through an e-mailed reset link to the admins of each of the person's organizations.
+
+    Whoever controls the mailbox controls the account, so an unexpected reset is worth noticing.
+    """
+    with transaction.atomic():
+        organizations = [m.organization for m in user.memberships.select_related("organization")]
+        for organization in organizations or [None]:
+            audit_record(
+                action="auth.password_reset", organization=organization, user=user, ip_address=ip_address
+            )
