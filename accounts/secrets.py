@@ -10,7 +10,7 @@ import hashlib
 import secrets
 import string
 
-TOKEN_PREFIX_MARK = "cn"
+TOKEN_PREFIX_MARK = "cn"  # noqa: S105 (a public marker that makes leaked tokens recognizable, not a secret)
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 
 

@@ -246,7 +246,9 @@ def user_create(*, email: str, name: str, password: str, language: str = "en") -
     _check_password(password, candidate)
     try:
         with transaction.atomic():
-            return User.objects.create_user(email=email, password=password, name=name.strip(), preferred_language=language)
+            return User.objects.create_user(
+                email=email, password=password, name=name.strip(), preferred_language=language
+            )
     except IntegrityError as exc:  # a second sign-up with the same address raced this one
         raise Conflict(_("An account with this e-mail address already exists."), code="email_taken") from exc
 
@@ -451,9 +453,7 @@ def invitation_revoke(*, actor: Actor, invitation_id: Any, now: datetime | None 
 def invitation_find_open(*, secret: str, now: datetime | None = None) -> Invitation:
     """The open invitation a link's secret names, or NotFound (missing, used, revoked and expired look alike)."""
     now = now or timezone.now()
-    invitation = (
-        Invitation.objects.select_related("organization").filter(token_hash=hash_secret(secret or "")).first()
-    )
+    invitation = Invitation.objects.select_related("organization").filter(token_hash=hash_secret(secret or "")).first()
     if invitation is None or invitation.status_at(now) != "pending":
         raise NotFound(_("This invitation link is invalid, expired or already used."), code="invitation_invalid")
     return invitation
@@ -572,9 +572,7 @@ def api_token_issue(
     raise Conflict(_("Could not create a token; try again."), code="token_collision")
 
 
-def api_token_create(
-    *, actor: Actor, name: str, scopes: list[str], expires_at: datetime | None = None
-) -> IssuedToken:
+def api_token_create(*, actor: Actor, name: str, scopes: list[str], expires_at: datetime | None = None) -> IssuedToken:
     _require_admin(actor)
     return api_token_issue(
         organization=actor.organization, name=name, scopes=scopes, expires_at=expires_at, actor=actor
@@ -606,9 +604,7 @@ def api_token_revoke(*, actor: Actor, token_id: Any, now: datetime | None = None
 
 def api_token_touch(*, token: ApiToken, now: datetime) -> None:
     """Record use, at most once a minute per token, so busy agents do not turn every request into a write."""
-    ApiToken.objects.filter(pk=token.pk).exclude(last_used_at__gt=now - timedelta(minutes=1)).update(
-        last_used_at=now
-    )
+    ApiToken.objects.filter(pk=token.pk).exclude(last_used_at__gt=now - timedelta(minutes=1)).update(last_used_at=now)
 
 
 # --- switching organizations ----------------------------------------------------------------------------------
@@ -650,6 +646,4 @@ def audit_password_reset(*, user: User, ip_address: str | None) -> None:
     with transaction.atomic():
         organizations = [m.organization for m in user.memberships.select_related("organization")]
         for organization in organizations or [None]:
-            audit_record(
-                action="auth.password_reset", organization=organization, user=user, ip_address=ip_address
-            )
+            audit_record(action="auth.password_reset", organization=organization, user=user, ip_address=ip_address)

@@ -22,7 +22,10 @@ class AcceleratorModel(models.Model):
     model = models.CharField(_("model"), max_length=128)
     memory_gb = models.PositiveIntegerField(_("memory (GB)"), null=True, blank=True)
     fp16_tflops = models.DecimalField(
-        _("FP16/BF16 dense TFLOPS"), max_digits=9, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))]
+        _("FP16/BF16 dense TFLOPS"),
+        max_digits=9,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
     )
     # Unknown (not zero) when a vendor does not publish it; energy estimates then say so instead of guessing.
     tdp_watts = models.PositiveIntegerField(_("TDP (W)"), null=True, blank=True)
@@ -65,7 +68,10 @@ class Site(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(1)],
     )
     hub = models.CharField(
-        _("hub / cluster"), max_length=100, blank=True, help_text=_("The national computing hub it belongs to.")
+        _("hub / cluster"),
+        max_length=100,
+        blank=True,
+        help_text=_("The national computing hub it belongs to."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -76,7 +82,8 @@ class Site(models.Model):
             models.UniqueConstraint(fields=["center", "external_id"], name="site_unique_external_id"),
             models.CheckConstraint(condition=Q(pue__gte=1), name="site_pue_at_least_one"),
             models.CheckConstraint(
-                condition=Q(green_power_share__gte=0) & Q(green_power_share__lte=1), name="site_green_share_fraction"
+                condition=Q(green_power_share__gte=0) & Q(green_power_share__lte=1),
+                name="site_green_share_fraction",
             ),
             models.CheckConstraint(condition=Q(carbon_intensity_g_per_kwh__gte=0), name="site_carbon_non_negative"),
         ]
@@ -247,3 +254,6 @@ class BookingEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id}: {self.from_status or '∅'} → {self.to_status}"

@@ -136,7 +136,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "bookings-advance": {"task": "marketplace.bookings_advance", "schedule": 60.0},
+}
+BOOKING_APPROVAL_TTL_HOURS = env_int("BOOKING_APPROVAL_TTL_HOURS", 24)
 
 # --- Auth ----------------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -17,9 +17,9 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 def pytest_collection_modifyitems(config, items):
     # Every test that touches the database runs on PostgreSQL (the only database): mark it so.
     for item in items:
-        if {"db", "transactional_db", "django_db_setup"} & set(getattr(item, "fixturenames", ())) or item.get_closest_marker(
-            "django_db"
-        ):
+        if {"db", "transactional_db", "django_db_setup"} & set(
+            getattr(item, "fixturenames", ())
+        ) or item.get_closest_marker("django_db"):
             item.add_marker(pytest.mark.postgres)
 
 

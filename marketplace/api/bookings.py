@@ -1,3 +1,296 @@
-"""bookings API."""
+"""Quotes and bookings API (API.md, "Catalog and booking"), and the centers' side of bookings."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from datetime import UTC
+
+from django.urls import path
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api_support import idempotent
+from accounts.models import CONSUMER_KINDS, OrganizationKind, Scope
+from marketplace.models import Booking, BookingStatus
+from marketplace.selectors.bookings import (
+    booking_get_for_consumer,
+    bookings_for_center,
+    bookings_for_consumer,
+)
+from marketplace.services.bookings import (
+    booking_approve,
+    booking_cancel,
+    booking_create,
+    booking_quote,
+    booking_reject,
+    cancellation_fee,
+)
+
+MAX_DEVICES = 1_000_000
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """RFC 3339 in, UTC out; a timestamp without an offset is read as UTC."""
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        return parsed.astimezone(UTC)
+
+    def to_representation(self, value):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+class WindowRequestSerializer(serializers.Serializer):
+    offering = serializers.UUIDField()
+    devices = serializers.IntegerField(min_value=1, max_value=MAX_DEVICES)
+    start = UtcDateTimeField()
+    end = UtcDateTimeField()
+
+
+class QuoteSerializer(serializers.Serializer):
+    offering = serializers.UUIDField(source="offering.pk")
+    devices = serializers.IntegerField(source="window.devices")
+    start = UtcDateTimeField(source="window.start")
+    end = UtcDateTimeField(source="window.end")
+    device_hours = serializers.DecimalField(max_digits=20, decimal_places=4)
+    amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    currency = serializers.CharField()
+    min_commit_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    voucher_estimate = serializers.SerializerMethodField()
+    estimated_energy_kwh = serializers.DecimalField(max_digits=20, decimal_places=3, allow_null=True)
+    estimated_co2_kg = serializers.DecimalField(max_digits=20, decimal_places=3, allow_null=True)
+    available = serializers.BooleanField()
+    available_devices = serializers.IntegerField()
+
+    def get_voucher_estimate(self, quote) -> str:
+        # No voucher programs exist yet: nothing is covered.
+        return "0.00" if quote.currency != "JPY" else "0"
+
+
+class BookingSerializer(serializers.ModelSerializer):
+    offering = serializers.UUIDField(source="offering_id")
+    offering_external_id = serializers.CharField(source="offering.external_id")
+    center = serializers.SerializerMethodField()
+    consumer = serializers.CharField(source="consumer.slug")
+    start = UtcDateTimeField()
+    end = UtcDateTimeField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=4)
+    min_commit_fraction = serializers.DecimalField(max_digits=4, decimal_places=3)
+    created_at = UtcDateTimeField()
+    confirmed_at = UtcDateTimeField(allow_null=True)
+    cancelled_at = UtcDateTimeField(allow_null=True)
+    approval_expires_at = UtcDateTimeField(allow_null=True)
+    usage = serializers.SerializerMethodField()
+    cancellation_fee = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Booking
+        fields = [
+            "id",
+            "status",
+            "offering",
+            "offering_external_id",
+            "center",
+            "consumer",
+            "devices",
+            "start",
+            "end",
+            "unit_price",
+            "currency",
+            "min_commit_fraction",
+            "cancel_notice_hours",
+            "created_at",
+            "confirmed_at",
+            "cancelled_at",
+            "approval_expires_at",
+            "usage",
+            "cancellation_fee",
+        ]
+
+    def get_center(self, booking) -> dict:
+        center = booking.offering.center
+        return {"slug": center.slug, "name": center.name}
+
+    def get_usage(self, booking) -> dict:
+        # Metered usage so far; agents report it once metering is in place.
+        zero = "0.00" if booking.currency != "JPY" else "0"
+        return {"device_hours": "0", "amount": zero, "currency": booking.currency}
+
+    def get_cancellation_fee(self, booking) -> str | None:
+        """The most cancelling now would cost (API.md billing rule 4); null once it cannot be cancelled."""
+        if booking.status not in {
+            BookingStatus.PENDING_APPROVAL,
+            BookingStatus.CONFIRMED,
+            BookingStatus.ACTIVE,
+        }:
+            return None
+        return str(cancellation_fee(booking, self.context.get("now") or timezone.now()))
+
+
+class RejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Bad input"),
+    401: OpenApiResponse(ErrorSerializer, description="No or invalid credentials"),
+    403: OpenApiResponse(ErrorSerializer, description="Wrong scope, role or organization kind"),
+    404: OpenApiResponse(ErrorSerializer, description="Not found, or not yours"),
+}
+
+
+class ConsumerView(APIView):
+    required_scope = Scope.BOOKING
+    allowed_kinds = CONSUMER_KINDS
+
+
+class QuoteView(ConsumerView):
+    @extend_schema(
+        operation_id="quote_create",
+        summary="Price a window and check it fits; reserves nothing",
+        request=WindowRequestSerializer,
+        responses={200: QuoteSerializer, **ERRORS, 409: OpenApiResponse(ErrorSerializer)},
+        tags=["bookings"],
+    )
+    def post(self, request):
+        data = _valid(WindowRequestSerializer, request.data)
+        quote = booking_quote(
+            offering_id=data["offering"], devices=data["devices"], start=data["start"], end=data["end"]
+        )
+        return Response(QuoteSerializer(quote).data)
+
+
+class BookingListView(ConsumerView):
+    @extend_schema(
+        operation_id="booking_list",
+        summary="The organization's bookings, newest first",
+        parameters=[OpenApiParameter("status", str, enum=BookingStatus.values, required=False)],
+        responses={200: BookingSerializer(many=True), **ERRORS},
+        tags=["bookings"],
+    )
+    def get(self, request):
+        status = request.query_params.get("status")
+        queryset = bookings_for_consumer(request.auth, status=status)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(BookingSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="booking_create",
+        summary="Book devices of an offering over [start, end)",
+        description="201 with the booking (`confirmed`, or `pending_approval` when the offering requires the "
+        "center's approval) or 409 `insufficient_capacity`. Accepts an `Idempotency-Key` header.",
+        request=WindowRequestSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={
+            201: BookingSerializer,
+            **ERRORS,
+            409: OpenApiResponse(ErrorSerializer, description="insufficient_capacity, offering_not_bookable"),
+            422: OpenApiResponse(ErrorSerializer, description="credit_limit, own_offering"),
+        },
+        tags=["bookings"],
+    )
+    @idempotent
+    def post(self, request):
+        data = _valid(WindowRequestSerializer, request.data)
+        booking = booking_create(
+            actor=request.auth,
+            offering_id=data["offering"],
+            devices=data["devices"],
+            start=data["start"],
+            end=data["end"],
+        )
+        return Response(BookingSerializer(booking).data, status=201)
+
+
+class BookingDetailView(ConsumerView):
+    @extend_schema(operation_id="booking_get", responses={200: BookingSerializer, **ERRORS}, tags=["bookings"])
+    def get(self, request, booking_id):
+        return Response(BookingSerializer(booking_get_for_consumer(request.auth, booking_id)).data)
+
+
+class BookingCancelView(ConsumerView):
+    @extend_schema(
+        operation_id="booking_cancel",
+        summary="Cancel a booking that has not completed (billing rule 4)",
+        request=None,
+        responses={200: BookingSerializer, **ERRORS, 409: OpenApiResponse(ErrorSerializer)},
+        tags=["bookings"],
+    )
+    def post(self, request, booking_id):
+        booking = booking_cancel(actor=request.auth, booking_id=booking_id)
+        return Response(BookingSerializer(booking).data)
+
+
+class CenterView(APIView):
+    required_scope = Scope.INVENTORY
+    allowed_kinds = frozenset({OrganizationKind.CENTER})
+
+
+class CenterBookingListView(CenterView):
+    @extend_schema(
+        operation_id="center_booking_list",
+        summary="Bookings of the center's offerings, newest first",
+        parameters=[OpenApiParameter("status", str, enum=BookingStatus.values, required=False)],
+        responses={200: BookingSerializer(many=True), **ERRORS},
+        tags=["center bookings"],
+    )
+    def get(self, request):
+        queryset = bookings_for_center(request.auth, status=request.query_params.get("status"))
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(BookingSerializer(page, many=True).data)
+
+
+class CenterBookingApproveView(CenterView):
+    @extend_schema(
+        operation_id="center_booking_approve",
+        request=None,
+        responses={200: BookingSerializer, **ERRORS, 409: OpenApiResponse(ErrorSerializer)},
+        tags=["center bookings"],
+    )
+    def post(self, request, booking_id):
+        booking = booking_approve(actor=request.auth, booking_id=booking_id)
+        return Response(BookingSerializer(booking).data)
+
+
+class CenterBookingRejectView(CenterView):
+    @extend_schema(
+        operation_id="center_booking_reject",
+        request=RejectSerializer,
+        responses={200: BookingSerializer, **ERRORS, 409: OpenApiResponse(ErrorSerializer)},
+        tags=["center bookings"],
+    )
+    def post(self, request, booking_id):
+        data = _valid(RejectSerializer, request.data)
+        booking = booking_reject(actor=request.auth, booking_id=booking_id, reason=data.get("reason", ""))
+        return Response(BookingSerializer(booking).data)
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+urlpatterns = [
+    path("quotes", QuoteView.as_view(), name="api-quotes"),
+    path("bookings", BookingListView.as_view(), name="api-bookings"),
+    path("bookings/<str:booking_id>", BookingDetailView.as_view(), name="api-booking"),
+    path("bookings/<str:booking_id>/cancel", BookingCancelView.as_view(), name="api-booking-cancel"),
+    path("center/bookings", CenterBookingListView.as_view(), name="api-center-bookings"),
+    path(
+        "center/bookings/<str:booking_id>/approve",
+        CenterBookingApproveView.as_view(),
+        name="api-center-approve",
+    ),
+    path("center/bookings/<str:booking_id>/reject", CenterBookingRejectView.as_view(), name="api-center-reject"),
+]

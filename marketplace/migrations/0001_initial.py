@@ -9,211 +9,489 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AcceleratorModel',
+            name="AcceleratorModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=64, unique=True, verbose_name='code')),
-                ('vendor', models.CharField(max_length=64, verbose_name='vendor')),
-                ('model', models.CharField(max_length=128, verbose_name='model')),
-                ('memory_gb', models.PositiveIntegerField(blank=True, null=True, verbose_name='memory (GB)')),
-                ('fp16_tflops', models.DecimalField(decimal_places=2, max_digits=9, validators=[django.core.validators.MinValueValidator(Decimal('0.01'))], verbose_name='FP16/BF16 dense TFLOPS')),
-                ('tdp_watts', models.PositiveIntegerField(blank=True, null=True, verbose_name='TDP (W)')),
-                ('domestic', models.BooleanField(default=False, verbose_name='domestic chip')),
-                ('note', models.CharField(blank=True, max_length=300, verbose_name='note')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=64, unique=True, verbose_name="code")),
+                ("vendor", models.CharField(max_length=64, verbose_name="vendor")),
+                ("model", models.CharField(max_length=128, verbose_name="model")),
+                ("memory_gb", models.PositiveIntegerField(blank=True, null=True, verbose_name="memory (GB)")),
+                (
+                    "fp16_tflops",
+                    models.DecimalField(
+                        decimal_places=2,
+                        max_digits=9,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0.01"))],
+                        verbose_name="FP16/BF16 dense TFLOPS",
+                    ),
+                ),
+                ("tdp_watts", models.PositiveIntegerField(blank=True, null=True, verbose_name="TDP (W)")),
+                ("domestic", models.BooleanField(default=False, verbose_name="domestic chip")),
+                ("note", models.CharField(blank=True, max_length=300, verbose_name="note")),
             ],
             options={
-                'ordering': ['vendor', 'model'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('fp16_tflops__gt', 0)), name='accelerator_tflops_positive')],
+                "ordering": ["vendor", "model"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("fp16_tflops__gt", 0)), name="accelerator_tflops_positive"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Booking',
+            name="Booking",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('devices', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)])),
-                ('start', models.DateTimeField()),
-                ('end', models.DateTimeField()),
-                ('status', models.CharField(choices=[('pending_approval', 'Pending approval'), ('confirmed', 'Confirmed'), ('active', 'Active'), ('completed', 'Completed'), ('rejected', 'Rejected'), ('cancelled', 'Cancelled'), ('expired', 'Expired')], max_length=20)),
-                ('unit_price', models.DecimalField(decimal_places=4, max_digits=12)),
-                ('currency', models.CharField(max_length=3)),
-                ('min_commit_fraction', models.DecimalField(decimal_places=3, max_digits=4)),
-                ('cancel_notice_hours', models.PositiveIntegerField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('confirmed_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('approval_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('consumer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='bookings', to='accounts.organization')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "devices",
+                    models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)]),
+                ),
+                ("start", models.DateTimeField()),
+                ("end", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending_approval", "Pending approval"),
+                            ("confirmed", "Confirmed"),
+                            ("active", "Active"),
+                            ("completed", "Completed"),
+                            ("rejected", "Rejected"),
+                            ("cancelled", "Cancelled"),
+                            ("expired", "Expired"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("unit_price", models.DecimalField(decimal_places=4, max_digits=12)),
+                ("currency", models.CharField(max_length=3)),
+                ("min_commit_fraction", models.DecimalField(decimal_places=3, max_digits=4)),
+                ("cancel_notice_hours", models.PositiveIntegerField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("confirmed_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                ("approval_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "consumer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="bookings",
+                        to="accounts.organization",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='BookingEvent',
+            name="BookingEvent",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('from_status', models.CharField(blank=True, max_length=20)),
-                ('to_status', models.CharField(max_length=20)),
-                ('at', models.DateTimeField()),
-                ('actor_label', models.CharField(blank=True, max_length=254)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('booking', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='marketplace.booking')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("from_status", models.CharField(blank=True, max_length=20)),
+                ("to_status", models.CharField(max_length=20)),
+                ("at", models.DateTimeField()),
+                ("actor_label", models.CharField(blank=True, max_length=254)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "booking",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="marketplace.booking",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Offering',
+            name="Offering",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('external_id', models.CharField(max_length=128, verbose_name='external id')),
-                ('devices', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='devices')),
-                ('devices_per_node', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='devices per node')),
-                ('cpu_cores_per_node', models.PositiveIntegerField(blank=True, null=True, verbose_name='CPU cores per node')),
-                ('ram_gb_per_node', models.PositiveIntegerField(blank=True, null=True, verbose_name='RAM per node (GB)')),
-                ('local_disk_gb_per_node', models.PositiveIntegerField(blank=True, null=True, verbose_name='local disk per node (GB)')),
-                ('interconnect', models.CharField(blank=True, max_length=200, verbose_name='interconnect')),
-                ('software_stack', models.CharField(blank=True, help_text='Driver, CUDA/CANN versions, images.', max_length=500, verbose_name='software stack')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('price_per_device_hour', models.DecimalField(decimal_places=4, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='price per device-hour')),
-                ('currency', models.CharField(max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as CNY.')], verbose_name='currency')),
-                ('min_hours', models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name='minimum hours')),
-                ('max_hours', models.PositiveIntegerField(default=720, validators=[django.core.validators.MinValueValidator(1)], verbose_name='maximum hours')),
-                ('lead_time_hours', models.PositiveIntegerField(default=0, verbose_name='lead time (hours)')),
-                ('cancel_notice_hours', models.PositiveIntegerField(default=24, verbose_name='cancellation notice (hours)')),
-                ('min_commit_fraction', models.DecimalField(decimal_places=3, default=Decimal('0'), max_digits=4, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)], verbose_name='minimum commitment')),
-                ('requires_approval', models.BooleanField(default=False, verbose_name='bookings need approval')),
-                ('voucher_eligible', models.BooleanField(default=True, verbose_name='voucher eligible')),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('published', 'Published'), ('paused', 'Paused'), ('retired', 'Retired')], default='draft', max_length=12, verbose_name='status')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('accelerator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='offerings', to='marketplace.acceleratormodel')),
-                ('center', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='offerings', to='accounts.organization')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("external_id", models.CharField(max_length=128, verbose_name="external id")),
+                (
+                    "devices",
+                    models.PositiveIntegerField(
+                        validators=[django.core.validators.MinValueValidator(1)], verbose_name="devices"
+                    ),
+                ),
+                (
+                    "devices_per_node",
+                    models.PositiveIntegerField(
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="devices per node",
+                    ),
+                ),
+                (
+                    "cpu_cores_per_node",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="CPU cores per node"),
+                ),
+                (
+                    "ram_gb_per_node",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="RAM per node (GB)"),
+                ),
+                (
+                    "local_disk_gb_per_node",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, verbose_name="local disk per node (GB)"
+                    ),
+                ),
+                ("interconnect", models.CharField(blank=True, max_length=200, verbose_name="interconnect")),
+                (
+                    "software_stack",
+                    models.CharField(
+                        blank=True,
+                        help_text="Driver, CUDA/CANN versions, images.",
+                        max_length=500,
+                        verbose_name="software stack",
+                    ),
+                ),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "price_per_device_hour",
+                    models.DecimalField(
+                        decimal_places=4,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="price per device-hour",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as CNY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "min_hours",
+                    models.PositiveIntegerField(
+                        default=1,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="minimum hours",
+                    ),
+                ),
+                (
+                    "max_hours",
+                    models.PositiveIntegerField(
+                        default=720,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="maximum hours",
+                    ),
+                ),
+                ("lead_time_hours", models.PositiveIntegerField(default=0, verbose_name="lead time (hours)")),
+                (
+                    "cancel_notice_hours",
+                    models.PositiveIntegerField(default=24, verbose_name="cancellation notice (hours)"),
+                ),
+                (
+                    "min_commit_fraction",
+                    models.DecimalField(
+                        decimal_places=3,
+                        default=Decimal("0"),
+                        max_digits=4,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(1),
+                        ],
+                        verbose_name="minimum commitment",
+                    ),
+                ),
+                (
+                    "requires_approval",
+                    models.BooleanField(default=False, verbose_name="bookings need approval"),
+                ),
+                ("voucher_eligible", models.BooleanField(default=True, verbose_name="voucher eligible")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("published", "Published"),
+                            ("paused", "Paused"),
+                            ("retired", "Retired"),
+                        ],
+                        default="draft",
+                        max_length=12,
+                        verbose_name="status",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "accelerator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="offerings",
+                        to="marketplace.acceleratormodel",
+                    ),
+                ),
+                (
+                    "center",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="offerings",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddField(
-            model_name='booking',
-            name='offering',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='bookings', to='marketplace.offering'),
+            model_name="booking",
+            name="offering",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="bookings",
+                to="marketplace.offering",
+            ),
         ),
         migrations.CreateModel(
-            name='Site',
+            name="Site",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('external_id', models.CharField(max_length=128, verbose_name='external id')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('region', models.CharField(max_length=64, verbose_name='region')),
-                ('pue', models.DecimalField(decimal_places=2, max_digits=4, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)], verbose_name='PUE')),
-                ('carbon_intensity_g_per_kwh', models.DecimalField(decimal_places=1, max_digits=7, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(2000)], verbose_name='grid carbon intensity (gCO2e/kWh)')),
-                ('green_power_share', models.DecimalField(decimal_places=3, max_digits=4, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)], verbose_name='green power share')),
-                ('hub', models.CharField(blank=True, help_text='The national computing hub it belongs to.', max_length=100, verbose_name='hub / cluster')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('center', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sites', to='accounts.organization')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("external_id", models.CharField(max_length=128, verbose_name="external id")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("region", models.CharField(max_length=64, verbose_name="region")),
+                (
+                    "pue",
+                    models.DecimalField(
+                        decimal_places=2,
+                        max_digits=4,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(5),
+                        ],
+                        verbose_name="PUE",
+                    ),
+                ),
+                (
+                    "carbon_intensity_g_per_kwh",
+                    models.DecimalField(
+                        decimal_places=1,
+                        max_digits=7,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(2000),
+                        ],
+                        verbose_name="grid carbon intensity (gCO2e/kWh)",
+                    ),
+                ),
+                (
+                    "green_power_share",
+                    models.DecimalField(
+                        decimal_places=3,
+                        max_digits=4,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(1),
+                        ],
+                        verbose_name="green power share",
+                    ),
+                ),
+                (
+                    "hub",
+                    models.CharField(
+                        blank=True,
+                        help_text="The national computing hub it belongs to.",
+                        max_length=100,
+                        verbose_name="hub / cluster",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "center",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="sites",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='offering',
-            name='site',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='offerings', to='marketplace.site'),
+            model_name="offering",
+            name="site",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="offerings", to="marketplace.site"
+            ),
         ),
         migrations.AddIndex(
-            model_name='booking',
-            index=models.Index(condition=models.Q(('status__in', ['pending_approval', 'confirmed', 'active'])), fields=['offering', 'start', 'end'], name='booking_holding_window'),
+            model_name="booking",
+            index=models.Index(
+                condition=models.Q(("status__in", ["pending_approval", "confirmed", "active"])),
+                fields=["offering", "start", "end"],
+                name="booking_holding_window",
+            ),
         ),
         migrations.AddIndex(
-            model_name='booking',
-            index=models.Index(fields=['consumer', '-created_at'], name='booking_consumer_created'),
+            model_name="booking",
+            index=models.Index(fields=["consumer", "-created_at"], name="booking_consumer_created"),
         ),
         migrations.AddIndex(
-            model_name='booking',
-            index=models.Index(fields=['status', 'start'], name='booking_status_start'),
+            model_name="booking",
+            index=models.Index(fields=["status", "start"], name="booking_status_start"),
         ),
         migrations.AddIndex(
-            model_name='booking',
-            index=models.Index(fields=['status', 'end'], name='booking_status_end'),
+            model_name="booking",
+            index=models.Index(fields=["status", "end"], name="booking_status_end"),
         ),
         migrations.AddConstraint(
-            model_name='booking',
-            constraint=models.CheckConstraint(condition=models.Q(('end__gt', models.F('start'))), name='booking_window_ordered'),
+            model_name="booking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("end__gt", models.F("start"))), name="booking_window_ordered"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='booking',
-            constraint=models.CheckConstraint(condition=models.Q(('devices__gte', 1)), name='booking_devices_positive'),
+            model_name="booking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("devices__gte", 1)), name="booking_devices_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='booking',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending_approval', 'confirmed', 'active', 'completed', 'rejected', 'cancelled', 'expired'])), name='booking_status_valid'),
+            model_name="booking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "pending_approval",
+                            "confirmed",
+                            "active",
+                            "completed",
+                            "rejected",
+                            "cancelled",
+                            "expired",
+                        ],
+                    )
+                ),
+                name="booking_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='site',
-            constraint=models.UniqueConstraint(fields=('center', 'external_id'), name='site_unique_external_id'),
+            model_name="site",
+            constraint=models.UniqueConstraint(
+                fields=("center", "external_id"), name="site_unique_external_id"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='site',
-            constraint=models.CheckConstraint(condition=models.Q(('pue__gte', 1)), name='site_pue_at_least_one'),
+            model_name="site",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("pue__gte", 1)), name="site_pue_at_least_one"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='site',
-            constraint=models.CheckConstraint(condition=models.Q(('green_power_share__gte', 0), ('green_power_share__lte', 1)), name='site_green_share_fraction'),
+            model_name="site",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("green_power_share__gte", 0), ("green_power_share__lte", 1)),
+                name="site_green_share_fraction",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='site',
-            constraint=models.CheckConstraint(condition=models.Q(('carbon_intensity_g_per_kwh__gte', 0)), name='site_carbon_non_negative'),
+            model_name="site",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("carbon_intensity_g_per_kwh__gte", 0)), name="site_carbon_non_negative"
+            ),
         ),
         migrations.AddIndex(
-            model_name='offering',
-            index=models.Index(fields=['status', 'accelerator'], name='offering_status_accel'),
+            model_name="offering",
+            index=models.Index(fields=["status", "accelerator"], name="offering_status_accel"),
         ),
         migrations.AddConstraint(
-            model_name='offering',
-            constraint=models.UniqueConstraint(fields=('center', 'external_id'), name='offering_unique_external_id'),
+            model_name="offering",
+            constraint=models.UniqueConstraint(
+                fields=("center", "external_id"), name="offering_unique_external_id"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offering',
-            constraint=models.CheckConstraint(condition=models.Q(('devices__gte', 1)), name='offering_devices_positive'),
+            model_name="offering",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("devices__gte", 1)), name="offering_devices_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offering',
-            constraint=models.CheckConstraint(condition=models.Q(('devices_per_node__gte', 1)), name='offering_devices_per_node_positive'),
+            model_name="offering",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("devices_per_node__gte", 1)), name="offering_devices_per_node_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offering',
-            constraint=models.CheckConstraint(condition=models.Q(('price_per_device_hour__gte', 0)), name='offering_price_non_negative'),
+            model_name="offering",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("price_per_device_hour__gte", 0)), name="offering_price_non_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offering',
-            constraint=models.CheckConstraint(condition=models.Q(('min_hours__gte', 1)), name='offering_min_hours_positive'),
+            model_name="offering",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("min_hours__gte", 1)), name="offering_min_hours_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offering',
-            constraint=models.CheckConstraint(condition=models.Q(('max_hours__gte', models.F('min_hours'))), name='offering_hours_ordered'),
+            model_name="offering",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("max_hours__gte", models.F("min_hours"))), name="offering_hours_ordered"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offering',
-            constraint=models.CheckConstraint(condition=models.Q(('min_commit_fraction__gte', 0), ('min_commit_fraction__lte', 1)), name='offering_commit_fraction'),
+            model_name="offering",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("min_commit_fraction__gte", 0), ("min_commit_fraction__lte", 1)),
+                name="offering_commit_fraction",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offering',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['draft', 'published', 'paused', 'retired'])), name='offering_status_valid'),
+            model_name="offering",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["draft", "published", "paused", "retired"])),
+                name="offering_status_valid",
+            ),
         ),
     ]

@@ -1,8 +1,8 @@
 """How many devices of an offering are held over a window: the one definition of capacity use.
 
-Holding bookings (pending approval, confirmed, active) are swept as +devices at their start and −devices at their
-end, clipped to the window; the running sum's maximum is the peak concurrent use. Ends sort before starts at the
-same instant because windows are half-open: a booking ending at 10:00 and one starting at 10:00 never overlap.
+Holding bookings (pending approval, confirmed, active) are swept as +devices at their start and -devices at
+their end, clipped to the window; the running sum's maximum is the peak concurrent use. Ends sort before starts
+at the same instant because windows are half-open: a booking ending at 10:00 and one starting at 10:00 never overlap.
 The same SQL serves the booking service (one offering, under its row lock) and the catalog (every offering at
 once, as a correlated subquery), so the two can never disagree.
 """
@@ -53,7 +53,9 @@ def _params_for_one(offering_id: UUID, start: datetime, end: datetime) -> list:
 
 def peak_devices_expression(start: datetime, end: datetime) -> RawSQL:
     """A subquery annotation giving each offering row its peak use over [start, end)."""
-    return RawSQL(_PEAK_SQL.format(offering=f'"{_OFFERING}"."id"'), _params(start, end))
+    return RawSQL(  # noqa: S611 (constant SQL; the window bounds are parameters)
+        _PEAK_SQL.format(offering=f'"{_OFFERING}"."id"'), _params(start, end)
+    )
 
 
 def peak_devices_from(offering_id: UUID, start: datetime) -> int:

@@ -1,0 +1,66 @@
+"""Celery tasks of the market: thin, idempotent, loading by id and calling one service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.core.mail import send_mail
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from accounts.models import ADMIN_ROLES, Membership
+from marketplace.models import Booking, BookingStatus
+from marketplace.services.bookings import bookings_advance
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="marketplace.bookings_advance", ignore_result=True, soft_time_limit=120, time_limit=150)
+def bookings_advance_task() -> dict[str, int]:
+    """Start, complete and expire bookings whose time has come (every minute by beat; idempotent)."""
+    result = bookings_advance(now=timezone.now())
+    return {"started": result.started, "completed": result.completed, "expired": result.expired}
+
+
+@shared_task(
+    name="marketplace.booking_status_email",
+    ignore_result=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def booking_status_email(booking_id: str, status: str) -> None:
+    """E-mail the consumer's and the center's admins (and the person who booked) about a status move."""
+    booking = Booking.objects.select_related("offering__center", "consumer", "created_by").filter(pk=booking_id).first()
+    if booking is None or booking.status != status:
+        return  # gone, or moved on already: the next move sends its own mail
+    recipients = set(
+        Membership.objects.filter(
+            organization_id__in=[booking.consumer_id, booking.offering.center_id], role__in=ADMIN_ROLES
+        ).values_list("user__email", flat=True)
+    )
+    if booking.created_by is not None:
+        recipients.add(booking.created_by.email)
+    if not recipients:
+        return
+    with translation.override("en"):
+        label = BookingStatus(status).label
+        send_mail(
+            subject=_("Booking %(ref)s is now %(status)s") % {"ref": str(booking.pk)[:8], "status": label},
+            message=_(
+                "%(devices)s × %(accelerator)s at %(center)s, %(start)s – %(end)s (UTC), "
+                "booked by %(consumer)s, is now %(status)s."
+            )
+            % {
+                "devices": booking.devices,
+                "accelerator": booking.offering.accelerator_id and booking.offering.accelerator.model,
+                "center": booking.offering.center.name,
+                "start": booking.start.strftime("%Y-%m-%d %H:%M"),
+                "end": booking.end.strftime("%Y-%m-%d %H:%M"),
+                "consumer": booking.consumer.name,
+                "status": label,
+            },
+            from_email=None,
+            recipient_list=sorted(recipients),
+        )
