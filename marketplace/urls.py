@@ -1,14 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import views as accounts_views
 from marketplace import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
+    # Before Django's own: the same set_language, which also remembers a signed-in person's choice.
+    path("i18n/setlang/", accounts_views.set_language, name="set_language"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("admin/", admin.site.urls),
@@ -22,6 +26,5 @@ urlpatterns = [
 handler404 = "marketplace.views.not_found"
 handler500 = "marketplace.views.server_error"
 
-admin.site.site_header = "AI Computing Network — platform administration"
-admin.site.site_title = "AI Computing Network admin"
-
+admin.site.site_header = _("AI Computing Network — platform administration")
+admin.site.site_title = _("AI Computing Network admin")
