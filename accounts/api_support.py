@@ -74,9 +74,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             headers["Retry-After"] = str(int(exc.wait))
         if isinstance(exc, exceptions.ValidationError):
             errors = _field_errors(exc.detail)
-            body = error_body(_("Some fields are invalid."), _first_code(exc.get_codes()) or "invalid", errors)
-            if body["code"] in {"required", "null", "blank"}:
-                body["code"] = "invalid"
+            # One stable machine code for every field error; what went wrong per field is in "errors".
+            body = error_body(_("Some fields are invalid."), "invalid", errors)
             return Response(body, status=exc.status_code, headers=headers)
         code = _first_code(exc.get_codes()) or exc.default_code
         if isinstance(exc, exceptions.ParseError):
@@ -97,6 +96,13 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 class DefaultPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+def paginated_response(view, request, queryset, serializer_class, **serializer_kwargs) -> Response:
+    """One page of `queryset` rendered with `serializer_class`, in the default pagination's envelope."""
+    paginator = DefaultPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True, **serializer_kwargs).data)
 
 
 class OrganizationRateThrottle(SimpleRateThrottle):

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api_support import idempotent
+from accounts.api_support import idempotent, paginated_response
 from accounts.models import CONSUMER_KINDS, OrganizationKind, Scope
 from marketplace.models import Booking, BookingStatus
 from marketplace.selectors.bookings import (
@@ -178,10 +178,7 @@ class BookingListView(ConsumerView):
     )
     def get(self, request):
         status = request.query_params.get("status")
-        queryset = bookings_for_consumer(request.auth, status=status)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(BookingSerializer(page, many=True).data)
+        return paginated_response(self, request, bookings_for_consumer(request.auth, status=status), BookingSerializer)
 
     @extend_schema(
         operation_id="booking_create",
@@ -245,9 +242,7 @@ class CenterBookingListView(CenterView):
     )
     def get(self, request):
         queryset = bookings_for_center(request.auth, status=request.query_params.get("status"))
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(BookingSerializer(page, many=True).data)
+        return paginated_response(self, request, queryset, BookingSerializer)
 
 
 class CenterBookingApproveView(CenterView):
