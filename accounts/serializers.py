@@ -74,7 +74,10 @@ class InvitationCreateSerializer(StrictInputSerializer):
 class ApiTokenCreateSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(
-        child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=len(Scope.values)
+        child=serializers.ChoiceField(choices=Scope.choices),
+        allow_empty=False,
+        min_length=1,
+        max_length=len(Scope.values),
     )
     expires_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="RFC 3339; omit or null for a token that does not expire."
@@ -143,9 +146,7 @@ class _StatusAtNowMixin:
 class InvitationSerializer(_StatusAtNowMixin, serializers.ModelSerializer):
     """An invitation to join the organization. The link's secret is never part of it."""
 
-    status = serializers.SerializerMethodField(
-        help_text="One of `pending`, `accepted`, `revoked`, `expired`."
-    )
+    status = serializers.SerializerMethodField(help_text="One of `pending`, `accepted`, `revoked`, `expired`.")
     invited_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
 
     class Meta:

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.actor import Actor
-from accounts.models import Membership, Organization, OrganizationKind, Role, User
+from accounts.models import Invitation, Membership, Organization, OrganizationKind, Role, User
+from accounts.secrets import hash_secret
 from accounts.services import api_token_issue
 
 PASSWORD = "correct-horse-battery-staple"
@@ -42,6 +47,19 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     organization = factory.SubFactory(OrganizationFactory)
     role = Role.MEMBER
+
+
+class InvitationFactory(factory.django.DjangoModelFactory):
+    """An open invitation; its link's secret is not kept (tests that follow the link use the service)."""
+
+    class Meta:
+        model = Invitation
+
+    organization = factory.SubFactory(OrganizationFactory)
+    email = factory.Sequence(lambda n: f"invitee{n}@example.test")
+    role = Role.MEMBER
+    token_hash = factory.LazyFunction(lambda: hash_secret(secrets.token_urlsafe(32)))
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
 
 
 def member_of(organization: Organization, role: str = Role.MEMBER, **user_fields) -> User:
