@@ -40,3 +40,16 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
         # A float here would already have lost exactness (invariant 5); refuse it loudly instead of hiding it.
         raise TypeError(f"round_money needs a Decimal, got {type(amount).__name__}")
     return Decimal(amount).quantize(minor_unit_quantum(currency), rounding=ROUND_HALF_UP)
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """`amount` as an API string: at least the currency's minor-unit digits, more only when they are not zero.
+
+    "12.5000" in CNY is shown as "12.50" and "12.3456" stays "12.3456": nothing is rounded away, only trailing
+    zeros beyond the minor unit are dropped. An unsupported currency is shown with 2 digits.
+    """
+    digits = CURRENCY_MINOR_UNITS.get(currency, 2)
+    normalized = amount.normalize()
+    if normalized.as_tuple().exponent > -digits:
+        normalized = amount.quantize(Decimal(1).scaleb(-digits))
+    return f"{normalized:f}"

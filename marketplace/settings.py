@@ -109,6 +109,9 @@ else:
 
     DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **embedded_database(DATA_DIR)}}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if env_str("TEST_DATABASE_NAME"):
+    # Lets two test runs on one server (a developer's and CI's) keep apart.
+    DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, cache ---------------------------------------------------------------
@@ -238,6 +241,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several components have a `status` field with different choices; name each set after its model.
+    "ENUM_NAME_OVERRIDES": {"OfferingStatusEnum": "marketplace.models.OfferingStatus"},
 }
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 
