@@ -29,6 +29,21 @@ def _needs_redis(request):
         pytest.skip("needs a Redis server: set REDIS_URL (CI does)")
 
 
+@pytest.fixture(autouse=True)
+def _tasks_run_in_process(request):
+    """Tasks run in the test's process unless the test asks for the real worker (marker `worker`), so a test
+    of a page or service sees its task's effect deterministically; worker tests prove the broker path."""
+    from marketplace.celery import app
+
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
