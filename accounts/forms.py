@@ -42,9 +42,7 @@ class BootstrapMixin:
                 attrs["aria-invalid"] = "true"
 
 
-def apply_domain_error(
-    form: forms.Form, error: DomainError, field_map: Mapping[str, str] | None = None
-) -> None:
+def apply_domain_error(form: forms.Form, error: DomainError, field_map: Mapping[str, str] | None = None) -> None:
     """Show a service's refusal on the form: its field errors on the fields, otherwise its sentence on top.
 
     Services name fields after their own arguments; `field_map` translates those names to the form's.
@@ -146,34 +144,33 @@ class SetPasswordForm(BootstrapMixin, auth_forms.SetPasswordForm):
 
 
 class OrganizationCreateForm(BootstrapMixin, forms.Form):
-    kind = forms.ChoiceField(
-        label=_("Organization kind"), choices=_choices(OrganizationKind, SELF_SERVICE_KINDS)
-    )
+    kind = forms.ChoiceField(label=_("Organization kind"), choices=_choices(OrganizationKind, SELF_SERVICE_KINDS))
     name = forms.CharField(label=_("Organization name"), max_length=200)
+
+
+class UpperCaseField(forms.CharField):
+    """Codes people often type in lower case (currency, tax id): upper-cased before they are validated."""
+
+    def to_python(self, value: object) -> str:
+        return super().to_python(value).upper()
 
 
 class OrganizationSettingsForm(BootstrapMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
     legal_name = forms.CharField(label=_("Legal name"), max_length=300, required=False)
-    tax_id = forms.CharField(
+    tax_id = UpperCaseField(
         label=_("Unified social credit code / tax id"),
         max_length=32,
         required=False,
         validators=[RegexValidator(r"^[0-9A-Z-]*$", _("Use digits, capital letters and dashes only."))],
     )
     region = forms.CharField(label=_("Region"), max_length=64, required=False)
-    billing_currency = forms.CharField(
+    billing_currency = UpperCaseField(
         label=_("Billing currency"),
         min_length=3,
         max_length=3,
         help_text=_("A three-letter ISO 4217 code such as CNY."),
     )
-
-    def clean_tax_id(self) -> str:
-        return self.cleaned_data["tax_id"].strip().upper()
-
-    def clean_billing_currency(self) -> str:
-        return self.cleaned_data["billing_currency"].strip().upper()
 
 
 class MemberRoleForm(forms.Form):
