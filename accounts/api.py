@@ -63,9 +63,7 @@ def _validated(serializer_class: type[Serializer], request: Request, **kwargs: A
 class AccountsAPIView(APIView):
     pagination_class = DefaultPagination
 
-    def paginated(
-        self, request: Request, queryset, serializer_class: type[Serializer], **context: Any
-    ) -> Response:
+    def paginated(self, request: Request, queryset, serializer_class: type[Serializer], **context: Any) -> Response:
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         data = serializer_class(page, many=True, context={"request": request, **context}).data
@@ -236,9 +234,7 @@ class InvitationListView(AccountsAPIView):
     )
     def get(self, request: Request) -> Response:
         actor = _actor(request)
-        return self.paginated(
-            request, selectors.invitation_list(actor), InvitationSerializer, now=timezone.now()
-        )
+        return self.paginated(request, selectors.invitation_list(actor), InvitationSerializer, now=timezone.now())
 
     @extend_schema(
         operation_id="invitations_create",
@@ -315,9 +311,7 @@ class TokenListView(AccountsAPIView):
     )
     def get(self, request: Request) -> Response:
         actor = _actor(request)
-        return self.paginated(
-            request, selectors.api_token_list(actor), ApiTokenSerializer, now=timezone.now()
-        )
+        return self.paginated(request, selectors.api_token_list(actor), ApiTokenSerializer, now=timezone.now())
 
     @extend_schema(
         operation_id="tokens_create",
@@ -370,8 +364,7 @@ class TokenRevokeView(AccountsAPIView):
     @extend_schema(
         operation_id="tokens_revoke",
         summary="Revoke an API token",
-        description="The token stops authenticating at once (401 `token_revoked`). Revoking twice changes "
-        "nothing.",
+        description="The token stops authenticating at once (401 `token_revoked`). Revoking twice changes nothing.",
         parameters=[TOKEN_ID],
         request=None,
         responses={200: ApiTokenSerializer, **errors(403, 404)},
