@@ -31,7 +31,9 @@ ADMINS = {Role.OWNER, Role.ADMIN}
 @pytest.fixture
 def staff(enterprise):
     """One person per role in the enterprise."""
-    return {role: member_of(enterprise, role, email=f"{role}@blueheron.test", name=f"{role} person") for role in ALL_ROLES}
+    return {
+        role: member_of(enterprise, role, email=f"{role}@blueheron.test", name=f"{role} person") for role in ALL_ROLES
+    }
 
 
 def organization_body(organization) -> dict:
@@ -62,7 +64,12 @@ def test_me_for_a_signed_in_person_names_the_user_the_acting_organization_role_a
     # then the body names them, the organization, their role and what the role allows
     assert response.status_code == 200
     assert response.json() == {
-        "user": {"id": str(user.pk), "email": "finance@blueheron.test", "name": "Fay Finance", "preferred_language": "en"},
+        "user": {
+            "id": str(user.pk),
+            "email": "finance@blueheron.test",
+            "name": "Fay Finance",
+            "preferred_language": "en",
+        },
         "organization": organization_body(enterprise),
         "role": "finance",
         "scopes": ["billing", "read"],
@@ -93,7 +100,12 @@ def test_me_for_a_token_names_the_token_without_its_secret(enterprise):
     assert response.status_code == 200
     assert response.json() == {
         "organization": organization_body(enterprise),
-        "token": {"id": str(issued.token.pk), "name": "rack agent", "prefix": issued.token.prefix, "scopes": ["inventory"]},
+        "token": {
+            "id": str(issued.token.pk),
+            "name": "rack agent",
+            "prefix": issued.token.prefix,
+            "scopes": ["inventory"],
+        },
         "scopes": ["inventory"],
     }
     assert issued.secret not in response.content.decode()
@@ -311,7 +323,10 @@ def test_an_admin_cannot_make_an_owner(enterprise, staff):
     response = signed_in(staff[Role.ADMIN]).patch(f"/api/v1/members/{viewer.pk}", {"role": "owner"}, format="json")
 
     assert response.status_code == 403
-    assert response.json() == {"detail": "Only an owner can grant or take away the owner role.", "code": "role_required"}
+    assert response.json() == {
+        "detail": "Only an owner can grant or take away the owner role.",
+        "code": "role_required",
+    }
     assert organization_state(enterprise) == before
 
 
@@ -579,18 +594,43 @@ def test_malformed_json_is_400(enterprise_owner):
     ("url", "body", "errors"),
     [
         ("/api/v1/organization", {"name": ["a", "list"]}, {"name": ["Not a valid string."]}),
-        ("/api/v1/organization", {"billing_currency": "EURO"}, {"billing_currency": ["Ensure this field has no more than 3 characters."]}),
-        ("/api/v1/tokens", {"name": "ci", "scopes": "read"}, {"scopes": ['Expected a list of items but got type "str".']}),
+        (
+            "/api/v1/organization",
+            {"billing_currency": "EURO"},
+            {"billing_currency": ["Ensure this field has no more than 3 characters."]},
+        ),
+        (
+            "/api/v1/tokens",
+            {"name": "ci", "scopes": "read"},
+            {"scopes": ['Expected a list of items but got type "str".']},
+        ),
         ("/api/v1/tokens", {"name": "ci", "scopes": []}, {"scopes": ["This list may not be empty."]}),
-        ("/api/v1/tokens", {"name": "ci", "scopes": ["read"], "expires_at": "next tuesday"}, {"expires_at": ["Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}),
+        (
+            "/api/v1/tokens",
+            {"name": "ci", "scopes": ["read"], "expires_at": "next tuesday"},
+            {
+                "expires_at": [
+                    "Datetime has wrong format. Use one of these formats instead: "
+                    "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+                ]
+            },
+        ),
         ("/api/v1/invitations", {"email": 42}, {"email": ["Enter a valid email address."]}),
-        ("/api/v1/invitations", {"email": "x" * 300 + "@example.test"}, {"email": ["Ensure this field has no more than 254 characters."]}),
+        (
+            "/api/v1/invitations",
+            {"email": "x" * 300 + "@example.test"},
+            {"email": ["Ensure this field has no more than 254 characters."]},
+        ),
     ],
 )
 def test_wrong_types_and_sizes_are_400_with_field_errors(enterprise_owner, url, body, errors):
     client = signed_in(enterprise_owner)
 
-    response = client.patch(url, body, format="json") if url.endswith("organization") else client.post(url, body, format="json")
+    response = (
+        client.patch(url, body, format="json")
+        if url.endswith("organization")
+        else client.post(url, body, format="json")
+    )
 
     assert response.status_code == 400
     assert response.json()["detail"] == "Some fields are invalid."
