@@ -47,17 +47,24 @@ class StrictInputSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class UpperCaseCharField(serializers.CharField):
+    """Codes people type in either case (tax id, currency), upper-cased before they are validated."""
+
+    def to_internal_value(self, data: Any) -> str:
+        return super().to_internal_value(data).upper()
+
+
 class OrganizationUpdateSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=200, required=False)
     legal_name = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    tax_id = serializers.CharField(
+    tax_id = UpperCaseCharField(
         max_length=32,
         required=False,
         allow_blank=True,
         validators=[RegexValidator(r"^[0-9A-Z-]*$", _("Use digits, capital letters and dashes only."))],
     )
     region = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    billing_currency = serializers.CharField(
+    billing_currency = UpperCaseCharField(
         min_length=3, max_length=3, required=False, help_text="ISO 4217 code, e.g. `CNY`."
     )
 

@@ -165,6 +165,26 @@ def test_an_admin_changes_the_organization_settings_and_it_is_audited(enterprise
     )
 
 
+def test_codes_typed_in_lower_case_are_stored_in_upper_case(enterprise, enterprise_owner):
+    response = signed_in(enterprise_owner).patch(
+        "/api/v1/organization", {"tax_id": "91330108ma2j0pb7yk", "billing_currency": "usd"}, format="json"
+    )
+
+    assert response.status_code == 200
+    enterprise.refresh_from_db()
+    assert (enterprise.tax_id, enterprise.billing_currency) == ("91330108MA2J0PB7YK", "USD")
+
+
+def test_a_tax_id_with_other_characters_is_refused(enterprise, enterprise_owner):
+    before = organization_state(enterprise)
+
+    response = signed_in(enterprise_owner).patch("/api/v1/organization", {"tax_id": "9133 0108!"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"tax_id": ["Use digits, capital letters and dashes only."]}
+    assert organization_state(enterprise) == before
+
+
 @pytest.mark.parametrize("role", [Role.MEMBER, Role.FINANCE, Role.VIEWER])
 def test_non_admins_cannot_change_the_organization(enterprise, staff, role):
     before = organization_state(enterprise)
