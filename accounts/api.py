@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 from accounts import schema as _schema  # registers the authentication schemes with drf-spectacular
 from accounts import selectors, services
 from accounts.actor import Actor
-from accounts.api_support import DefaultPagination, idempotent
+from accounts.api_support import DefaultPagination, idempotent, paginated_response
 from accounts.models import Scope
 from accounts.serializers import (
     ApiTokenCreatedSerializer,
@@ -61,13 +61,11 @@ def _validated(serializer_class: type[Serializer], request: Request, **kwargs: A
 
 
 class AccountsAPIView(APIView):
+    # Declared so the schema documents list responses in the pagination envelope.
     pagination_class = DefaultPagination
 
     def paginated(self, request: Request, queryset, serializer_class: type[Serializer], **context: Any) -> Response:
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        data = serializer_class(page, many=True, context={"request": request, **context}).data
-        return paginator.get_paginated_response(data)
+        return paginated_response(self, request, queryset, serializer_class, context={"request": request, **context})
 
 
 class AdminWritesMixin:

@@ -9,6 +9,7 @@ from functools import wraps
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -62,6 +63,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, DomainError):
         set_rollback()
         return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        # Raised when a view first reads a body over DATA_UPLOAD_MAX_MEMORY_SIZE: bad input (API.md), not a 500.
+        set_rollback()
+        return Response(error_body(_("The request body is too large."), "request_too_large"), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -712,3 +712,15 @@ def test_pages_of_a_list_past_the_end_are_not_found(enterprise_owner):
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Invalid page.", "code": "not_found"}
+
+
+def test_an_absurdly_large_body_is_400_not_500(enterprise, enterprise_admin, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    before = organization_state(enterprise)
+    body = '{"email": "' + "x" * 2048 + '@example.test"}'
+
+    response = signed_in(enterprise_admin).generic("POST", "/api/v1/invitations", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The request body is too large.", "code": "request_too_large"}
+    assert organization_state(enterprise) == before
