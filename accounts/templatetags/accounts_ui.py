@@ -42,7 +42,7 @@ AUDIT_ACTION_LABELS = {
     "auth.password_reset": _("Password reset by e-mail"),
     "organization.created": _("Organization created"),
     "organization.updated": _("Organization details changed"),
-    "membership.joined": _("Joined"),
+    "membership.joined": _("Joined the organization"),
     "membership.role_changed": _("Role changed"),
     "membership.removed": _("Member removed"),
     "invitation.created": _("Invitation sent"),
