@@ -7,7 +7,7 @@ Services take the acting `Actor` (or, before anyone is signed in, the facts of t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -292,12 +292,22 @@ def _lock_memberships(organization: Organization) -> list[Membership]:
     return list(Membership.objects.select_for_update().filter(organization=organization).order_by("pk"))
 
 
+def _as_locked(actor: Actor, memberships: list[Membership]) -> Actor:
+    # The actor's role as the locked rows say now, not as it was when the request began: a demotion committed
+    # while this request waited for the lock must take effect, or a just-demoted owner could still demote others.
+    if actor.user is None:
+        return actor
+    return replace(actor, role=next((m.role for m in memberships if m.user_id == actor.user.pk), None))
+
+
 def membership_change_role(*, actor: Actor, membership_id: Any, role: str) -> Membership:
     _require_admin(actor)
     if role not in Role.values:
         raise InvalidInput(_("Unknown role “%(role)s”.") % {"role": role}, errors={"role": [_("Unknown role.")]})
     with transaction.atomic():
         memberships = _lock_memberships(actor.organization)
+        actor = _as_locked(actor, memberships)
+        _require_admin(actor)
         membership = next((m for m in memberships if str(m.pk) == str(membership_id)), None)
         if membership is None:
             raise NotFound(_("No such member."))
@@ -324,6 +334,7 @@ def membership_change_role(*, actor: Actor, membership_id: Any, role: str) -> Me
 def membership_remove(*, actor: Actor, membership_id: Any) -> None:
     with transaction.atomic():
         memberships = _lock_memberships(actor.organization)
+        actor = _as_locked(actor, memberships)
         membership = next((m for m in memberships if str(m.pk) == str(membership_id)), None)
         if membership is None:
             raise NotFound(_("No such member."))

@@ -119,11 +119,11 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(enterprise, ente
         lambda: services.membership_change_role(actor=second_actor, membership_id=first_membership, role=Role.ADMIN),
     )
 
-    # then one demotion wins and the other is refused by the last-owner rule
+    # then one demotion wins; the other runs after it, by someone no longer an owner, and is refused
     refusals = [r for r in results if isinstance(r, Exception)]
     assert len(refusals) == 1
-    assert isinstance(refusals[0], RuleViolation)
-    assert refusals[0].code == "last_owner"
+    assert isinstance(refusals[0], Forbidden)
+    assert refusals[0].code == "role_required"
     roles = sorted(Membership.objects.filter(organization=enterprise).values_list("role", flat=True))
     assert roles == [Role.ADMIN, Role.OWNER]
     assert AuditEvent.objects.filter(action="membership.role_changed").count() == 1
@@ -142,8 +142,52 @@ def test_two_owners_removing_each_other_at_once_leave_one_owner(enterprise, ente
         lambda: services.membership_remove(actor=second_actor, membership_id=first_membership),
     )
 
-    assert sum(isinstance(r, RuleViolation) for r in results) == 1
+    refusals = [r for r in results if isinstance(r, Exception)]
+    assert [(type(r), r.code) for r in refusals] == [(Forbidden, "role_required")]
     assert list(Membership.objects.filter(organization=enterprise).values_list("role", flat=True)) == [Role.OWNER]
+
+
+@pytest.mark.django_db
+def test_an_owner_demoted_while_their_request_waited_can_no_longer_act_as_owner(enterprise, enterprise_owner):
+    # given three owners, and the second one's request already authenticated (as an owner)
+    second = member_of(enterprise, Role.OWNER)
+    third = member_of(enterprise, Role.OWNER)
+    second_request = actor_for(second, enterprise)
+
+    # when the first owner's demotion of the second commits before the second's request takes the lock
+    services.membership_change_role(
+        actor=actor_for(enterprise_owner, enterprise),
+        membership_id=Membership.objects.get(user=second).pk,
+        role=Role.ADMIN,
+    )
+    before = organization_state(enterprise)
+
+    # then the second, now an admin, can neither take the owner role from the third nor remove them
+    with pytest.raises(Forbidden):
+        services.membership_change_role(
+            actor=second_request, membership_id=Membership.objects.get(user=third).pk, role=Role.ADMIN
+        )
+    with pytest.raises(Forbidden):
+        services.membership_remove(actor=second_request, membership_id=Membership.objects.get(user=third).pk)
+    assert organization_state(enterprise) == before
+
+
+@pytest.mark.django_db
+def test_a_removed_admin_whose_request_was_in_flight_changes_nothing(enterprise, enterprise_owner, enterprise_admin):
+    in_flight = actor_for(enterprise_admin, enterprise)
+    viewer = member_of(enterprise, Role.VIEWER)
+    services.membership_remove(
+        actor=actor_for(enterprise_owner, enterprise), membership_id=Membership.objects.get(user=enterprise_admin).pk
+    )
+    before = organization_state(enterprise)
+
+    with pytest.raises(Forbidden):
+        services.membership_change_role(
+            actor=in_flight, membership_id=Membership.objects.get(user=viewer).pk, role=Role.MEMBER
+        )
+    with pytest.raises(Forbidden):
+        services.membership_remove(actor=in_flight, membership_id=Membership.objects.get(user=viewer).pk)
+    assert organization_state(enterprise) == before
 
 
 @pytest.mark.django_db
