@@ -233,13 +233,15 @@ class OfferingSyncItemSerializer(OfferingInputSerializer):
 
 
 class InventorySyncSerializer(StrictInputSerializer):
-    """The object form of a sync body. A bare JSON list of offerings is also accepted (with `prune` false)."""
+    """A sync body. The bare list of offerings is accepted too, and means `prune: false`."""
 
-    offerings = serializers.ListField(
-        child=serializers.DictField(),
+    # Shown in the schema only: the API parses sync bodies item by item, so that each error names its item
+    # (`offerings[3].devices`) instead of DRF's nested error lists.
+    offerings = OfferingSyncItemSerializer(
+        many=True,
         max_length=MAX_SYNC_ITEMS,
         help_text=f"Up to {MAX_SYNC_ITEMS} offerings, each as in PUT /offerings/{{external_id}} plus its "
-        "`external_id`. Checked item by item; see the 400 response.",
+        "`external_id`.",
     )
     prune = serializers.BooleanField(
         required=False, default=False, help_text="Retire the center's offerings that are not in the list."
