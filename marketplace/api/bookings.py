@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.api_support import idempotent, paginated_response
 from accounts.models import CONSUMER_KINDS, OrganizationKind, Scope
+from accounts.serializers import ErrorSerializer  # the one "Error" component every API shares
 from marketplace.models import Booking, BookingStatus
 from marketplace.selectors.bookings import (
     booking_get_for_consumer,
@@ -29,12 +30,6 @@ from marketplace.services.bookings import (
 )
 
 MAX_DEVICES = 1_000_000
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
 
 
 class UtcDateTimeField(serializers.DateTimeField):
