@@ -93,9 +93,7 @@ def _act_as(request: HttpRequest, organization_id: Any) -> None:
 
 def _safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
     return fallback
 
@@ -113,9 +111,7 @@ def actor_required(view: View) -> View:
             return redirect_to_login(request.get_full_path())
         if getattr(request, "actor", None) is None:
             status = 200 if request.method in ("GET", "HEAD") else 403
-            return render(
-                request, "accounts/no_organization.html", {"form": OrganizationCreateForm()}, status=status
-            )
+            return render(request, "accounts/no_organization.html", {"form": OrganizationCreateForm()}, status=status)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -261,9 +257,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     except NotFound:
         return _invitation_invalid(request)
     user = request.user
-    signup_form = (
-        None if user.is_authenticated else InvitationSignUpForm(initial={"language": get_language()})
-    )
+    signup_form = None if user.is_authenticated else InvitationSignUpForm(initial={"language": get_language()})
 
     if request.method == "POST" and user.is_authenticated:
         try:
@@ -276,8 +270,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         _act_as(request, membership.organization_id)
         messages.success(
             request,
-            _("You joined %(org)s as %(role)s.")
-            % _membership_words(membership.organization.name, membership.role),
+            _("You joined %(org)s as %(role)s.") % _membership_words(membership.organization.name, membership.role),
         )
         return redirect("home")
 
@@ -348,9 +341,7 @@ def organization_switch(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(reverse("home"))
     try:
-        membership = services.active_membership_for(
-            user=request.user, organization_id=request.POST.get("organization")
-        )
+        membership = services.active_membership_for(user=request.user, organization_id=request.POST.get("organization"))
     except NotFound as exc:
         raise Http404(exc.detail) from exc
     _act_as(request, membership.organization_id)
@@ -372,15 +363,15 @@ def organization_settings(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied(_("Only the organization's owners and admins can do this."))
         if form.is_valid():
             try:
-                services.organization_update(actor=actor, changes=dict(form.cleaned_data))
+                # Only what the admin changed, so the audit event shows just that.
+                changes = {name: form.cleaned_data[name] for name in form.changed_data}
+                services.organization_update(actor=actor, changes=changes)
             except DomainError as exc:
                 apply_domain_error(form, exc, {"currency": "billing_currency"})
             else:
                 messages.success(request, _("The organization's settings were saved."))
                 return redirect("accounts:organization_settings")
-    return render(
-        request, "accounts/organization_settings.html", {"organization": organization, "form": form}
-    )
+    return render(request, "accounts/organization_settings.html", {"organization": organization, "form": form})
 
 
 # --- members ------------------------------------------------------------------------------------------------
@@ -430,8 +421,7 @@ def member_change_role(request: HttpRequest, membership: Any) -> HttpResponse:
         else:
             feedback = (
                 "success",
-                _("%(email)s is now %(role)s.")
-                % {"email": membership.user.email, "role": Role(membership.role).label},
+                _("%(email)s is now %(role)s.") % {"email": membership.user.email, "role": Role(membership.role).label},
             )
     changed_own_role = feedback[0] == "success" and membership.user_id == request.user.pk
     if _is_htmx(request) and changed_own_role:
@@ -477,17 +467,13 @@ def member_remove(request: HttpRequest, membership: Any) -> HttpResponse:
 # --- invitations (the organization's side) ------------------------------------------------------------------
 
 
-def _invitations_page(
-    request: HttpRequest, form: InvitationCreateForm | None, status: int = 200
-) -> HttpResponse:
+def _invitations_page(request: HttpRequest, form: InvitationCreateForm | None, status: int = 200) -> HttpResponse:
     actor = request.actor
     now = timezone.now()
     rows = []
     for invitation in selectors.invitation_list(actor):
         state = invitation.status_at(now)
-        rows.append(
-            {"invitation": invitation, "status": state, "status_label": INVITATION_STATUS_LABELS[state]}
-        )
+        rows.append({"invitation": invitation, "status": state, "status_label": INVITATION_STATUS_LABELS[state]})
     return render(request, "accounts/invitations.html", {"rows": rows, "form": form}, status=status)
 
 
@@ -514,9 +500,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
         except DomainError as exc:
             apply_domain_error(form, exc)
         else:
-            messages.success(
-                request, _("An invitation was sent to %(email)s.") % {"email": issued.invitation.email}
-            )
+            messages.success(request, _("An invitation was sent to %(email)s.") % {"email": issued.invitation.email})
             return redirect("accounts:invitations")
     return _invitations_page(request, form)
 
@@ -599,7 +583,5 @@ def api_token_revoke(request: HttpRequest, token: Any) -> HttpResponse:
 @admin_required
 @require_GET
 def audit_log(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.audit_event_list(request.actor), AUDIT_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(selectors.audit_event_list(request.actor), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "accounts/audit_log.html", {"page": page})

@@ -162,7 +162,39 @@ def test_an_admin_saves_the_organization_settings(enterprise, enterprise_admin):
         "Shanghai",
     )
     assert enterprise.billing_currency == "USD"
-    assert AuditEvent.objects.get(action="organization.updated").after["legal_name"] == "蓝鹭机器人有限公司"
+    event = AuditEvent.objects.get(action="organization.updated")
+    assert event.before == {
+        "name": "Blue Heron Robotics",
+        "legal_name": "",
+        "tax_id": "",
+        "region": "",
+        "billing_currency": "CNY",
+    }
+    assert event.after == {
+        "name": "Blue Heron Robotics Ltd",
+        "legal_name": "蓝鹭机器人有限公司",
+        "tax_id": "91310000MA1K4ABC2X",
+        "region": "Shanghai",
+        "billing_currency": "USD",
+    }
+
+
+def test_saving_settings_records_only_what_changed(enterprise, enterprise_admin):
+    browser = browser_as(enterprise_admin, enterprise)
+
+    browser.post(
+        "/accounts/organization/",
+        {
+            "name": "Blue Heron Robotics",
+            "legal_name": "",
+            "tax_id": "",
+            "region": "Hangzhou",
+            "billing_currency": "cny",
+        },
+    )
+
+    event = AuditEvent.objects.get(action="organization.updated")
+    assert (event.before, event.after) == ({"region": ""}, {"region": "Hangzhou"})
 
 
 def test_invalid_settings_are_shown_on_the_form_and_not_saved(enterprise, enterprise_admin):
