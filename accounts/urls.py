@@ -22,9 +22,7 @@ urlpatterns = [
     path("organizations/new/", views.organization_create, name="organization_create"),
     path("organization/", views.organization_settings, name="organization_settings"),
     path("organization/members/", views.members, name="members"),
-    path(
-        "organization/members/<str:membership_id>/role/", views.member_change_role, name="member_change_role"
-    ),
+    path("organization/members/<str:membership_id>/role/", views.member_change_role, name="member_change_role"),
     path("organization/members/<str:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("organization/invitations/", views.invitations, name="invitations"),
     path("organization/invitations/new/", views.invitation_create, name="invitation_create"),
