@@ -10,11 +10,24 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Organization, User
+
+
+def _login_through_accounts(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """Staff sign in on the product's own login page, so their logins and failures are audited like anyone's."""
+    if request.user.is_authenticated:
+        # Signed in but not staff: sending them to the login page would bounce straight back here.
+        raise PermissionDenied
+    return redirect_to_login(request.GET.get("next") or reverse("admin:index"), login_url=reverse("accounts:login"))
+
+
+admin.site.login = _login_through_accounts
 
 
 def _clean_email(form: AdminUserCreationForm | UserChangeForm) -> str:

@@ -113,3 +113,19 @@ def test_the_admin_is_linked_from_the_navigation_for_staff_only(staff, enterpris
 
     assert 'href="/admin/"' in staff.get("/").content.decode()
     assert 'href="/admin/"' not in client.get("/").content.decode()
+
+
+def test_staff_log_in_through_the_audited_login_page(client):
+    response = client.get("/admin/login/?next=/admin/accounts/user/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/admin/accounts/user/"
+
+
+def test_a_signed_in_person_who_is_not_staff_is_refused_the_admin(enterprise):
+    client = Client()
+    client.force_login(member_of(enterprise, Role.OWNER))
+
+    response = client.get("/admin/", follow=True)
+
+    assert response.status_code == 403
