@@ -223,3 +223,19 @@ def test_the_settings_page_shows_what_only_the_platform_decides(enterprise, ente
     assert "Credit limit 50000.00 CNY" in text
     assert 'name="credit_limit"' not in page.content.decode()
     assert 'name="verified"' not in page.content.decode()
+
+
+def test_changing_my_own_role_through_htmx_reloads_the_whole_page(enterprise, enterprise_owner, enterprise_admin):
+    membership = _membership(enterprise_admin)
+    browser = browser_as(enterprise_admin, enterprise)
+
+    response = browser.post(
+        f"/accounts/organization/members/{membership.pk}/role/", {"role": "member"}, HTTP_HX_REQUEST="true"
+    )
+
+    assert response.status_code == 204
+    assert response["HX-Refresh"] == "true"
+    assert _membership(enterprise_admin).role == Role.MEMBER
+    reloaded = browser.get("/accounts/organization/members/")
+    assert "admin@blueheron.test is now Member." in text_of(reloaded)
+    assert "/role/" not in reloaded.content.decode()
