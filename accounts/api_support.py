@@ -41,7 +41,8 @@ def _first_code(codes: Any) -> str | None:
 def _field_errors(detail: Any) -> dict[str, list[str]]:
     if isinstance(detail, dict):
         return {
-            str(field): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])] if not isinstance(msgs, dict)
+            str(field): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
+            if not isinstance(msgs, dict)
             else [json.dumps(msgs, default=str)]
             for field, msgs in detail.items()
         }
@@ -103,11 +104,35 @@ class DefaultPagination(PageNumberPagination):
     max_page_size = 500
 
 
-def paginated_response(view, request, queryset, serializer_class, **serializer_kwargs) -> Response:
-    """One page of `queryset` rendered with `serializer_class`, in the default pagination's envelope."""
+_PAGE_SCHEMAS: dict[str, type] = {}
+
+
+def paginated_schema(item: type) -> type:
+    """The documented shape of one page of `item`s, as `DefaultPagination` renders it."""
+    from rest_framework import serializers
+
+    name = f"Paginated{item.__name__.removesuffix('Serializer')}List"
+    if name not in _PAGE_SCHEMAS:
+        _PAGE_SCHEMAS[name] = type(
+            name,
+            (serializers.Serializer,),
+            {
+                "count": serializers.IntegerField(help_text="Items on all pages."),
+                "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
+                "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null."),
+                "results": item(many=True),
+                "__module__": __name__,
+            },
+        )
+    return _PAGE_SCHEMAS[name]
+
+
+def paginated_response(view, request, queryset, serializer_class, **context: Any) -> Response:
+    """One page of `queryset` (`?page=`, `?page_size=` up to 500) in the `count/next/previous/results` shape."""
     paginator = DefaultPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True, **serializer_kwargs).data)
+    data = serializer_class(page, many=True, context={"request": request, **context}).data
+    return paginator.get_paginated_response(data)
 
 
 class OrganizationRateThrottle(SimpleRateThrottle):

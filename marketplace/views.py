@@ -31,7 +31,10 @@ def not_found(request: HttpRequest, exception=None) -> HttpResponse:
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(
-            {"detail": _("Internal server error. The error was logged; try again later."), "code": "server_error"},
+            {
+                "detail": _("Internal server error. The error was logged; try again later."),
+                "code": "server_error",
+            },
             status=500,
         )
     return render(request, "500.html", status=500)

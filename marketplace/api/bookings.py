@@ -6,14 +6,14 @@ from datetime import UTC
 
 from django.urls import path
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api_support import idempotent, paginated_response
+from accounts.api_support import idempotent, paginated_response, paginated_schema
 from accounts.models import CONSUMER_KINDS, OrganizationKind, Scope
-from accounts.serializers import ErrorSerializer  # the one "Error" component every API shares
+from accounts.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from marketplace.models import Booking, BookingStatus
 from marketplace.selectors.bookings import (
     booking_get_for_consumer,
@@ -134,14 +134,6 @@ class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Bad input"),
-    401: OpenApiResponse(ErrorSerializer, description="No or invalid credentials"),
-    403: OpenApiResponse(ErrorSerializer, description="Wrong scope, role or organization kind"),
-    404: OpenApiResponse(ErrorSerializer, description="Not found, or not yours"),
-}
-
-
 class ConsumerView(APIView):
     required_scope = Scope.BOOKING
     allowed_kinds = CONSUMER_KINDS
@@ -152,7 +144,7 @@ class QuoteView(ConsumerView):
         operation_id="quote_create",
         summary="Price a window and check it fits; reserves nothing",
         request=WindowRequestSerializer,
-        responses={200: QuoteSerializer, **ERRORS, 409: OpenApiResponse(ErrorSerializer)},
+        responses={200: QuoteSerializer, **error_responses(400, 403, 404, 409)},
         tags=["bookings"],
     )
     def post(self, request):
@@ -168,7 +160,7 @@ class BookingListView(ConsumerView):
         operation_id="booking_list",
         summary="The organization's bookings, newest first",
         parameters=[OpenApiParameter("status", str, enum=BookingStatus.values, required=False)],
-        responses={200: BookingSerializer(many=True), **ERRORS},
+        responses={200: paginated_schema(BookingSerializer), **error_responses(400, 403)},
         tags=["bookings"],
     )
     def get(self, request):
@@ -181,13 +173,8 @@ class BookingListView(ConsumerView):
         description="201 with the booking (`confirmed`, or `pending_approval` when the offering requires the "
         "center's approval) or 409 `insufficient_capacity`. Accepts an `Idempotency-Key` header.",
         request=WindowRequestSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={
-            201: BookingSerializer,
-            **ERRORS,
-            409: OpenApiResponse(ErrorSerializer, description="insufficient_capacity, offering_not_bookable"),
-            422: OpenApiResponse(ErrorSerializer, description="credit_limit, own_offering"),
-        },
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: BookingSerializer, **error_responses(400, 403, 404, 409, 422)},
         tags=["bookings"],
     )
     @idempotent
@@ -204,7 +191,9 @@ class BookingListView(ConsumerView):
 
 
 class BookingDetailView(ConsumerView):
-    @extend_schema(operation_id="booking_get", responses={200: BookingSerializer, **ERRORS}, tags=["bookings"])
+    @extend_schema(
+        operation_id="booking_get", responses={200: BookingSerializer, **error_responses(403, 404)}, tags=["bookings"]
+    )
     def get(self, request, booking_id):
         return Response(BookingSerializer(booking_get_for_consumer(request.auth, booking_id)).data)
 
@@ -214,7 +203,7 @@ class BookingCancelView(ConsumerView):
         operation_id="booking_cancel",
         summary="Cancel a booking that has not completed (billing rule 4)",
         request=None,
-        responses={200: BookingSerializer, **ERRORS, 409: OpenApiResponse(ErrorSerializer)},
+        responses={200: BookingSerializer, **error_responses(400, 403, 404, 409)},
         tags=["bookings"],
     )
     def post(self, request, booking_id):
@@ -232,7 +221,7 @@ class CenterBookingListView(CenterView):
         operation_id="center_booking_list",
         summary="Bookings of the center's offerings, newest first",
         parameters=[OpenApiParameter("status", str, enum=BookingStatus.values, required=False)],
-        responses={200: BookingSerializer(many=True), **ERRORS},
+        responses={200: paginated_schema(BookingSerializer), **error_responses(400, 403)},
         tags=["center bookings"],
     )
     def get(self, request):
@@ -244,7 +233,7 @@ class CenterBookingApproveView(CenterView):
     @extend_schema(
         operation_id="center_booking_approve",
         request=None,
-        responses={200: BookingSerializer, **ERRORS, 409: OpenApiResponse(ErrorSerializer)},
+        responses={200: BookingSerializer, **error_responses(400, 403, 404, 409)},
         tags=["center bookings"],
     )
     def post(self, request, booking_id):
@@ -256,7 +245,7 @@ class CenterBookingRejectView(CenterView):
     @extend_schema(
         operation_id="center_booking_reject",
         request=RejectSerializer,
-        responses={200: BookingSerializer, **ERRORS, 409: OpenApiResponse(ErrorSerializer)},
+        responses={200: BookingSerializer, **error_responses(400, 403, 404, 409)},
         tags=["center bookings"],
     )
     def post(self, request, booking_id):

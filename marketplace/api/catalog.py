@@ -17,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import schema as _schema
+from accounts.api_support import paginated_response, paginated_schema
 from accounts.permissions import PublicRead
-from marketplace.api.support import paginated_response, paginated_schema
 from marketplace.selectors import catalog as selectors
 from marketplace.serializers import CatalogFilterSerializer, CatalogOfferingSerializer, CatalogWindowSerializer
 

@@ -19,11 +19,10 @@ from rest_framework.views import APIView
 
 from accounts import schema as _schema
 from accounts.actor import Actor
-from accounts.api_support import idempotent
+from accounts.api_support import idempotent, paginated_response, paginated_schema
 from accounts.errors import InvalidInput
 from accounts.models import OrganizationKind, Scope
 from accounts.permissions import PublicRead
-from marketplace.api.support import paginated_response, paginated_schema
 from marketplace.external_ids import is_valid_external_id
 from marketplace.selectors import inventory as selectors
 from marketplace.serializers import (
