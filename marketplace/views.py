@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.translation import gettext as _
+
+from marketplace.selectors.catalog import network_summary
 
 
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
-        return redirect("accounts:login")
+        return render(request, "marketplace/landing.html", {"network": network_summary()})
     return render(request, "marketplace/home.html")
 
 

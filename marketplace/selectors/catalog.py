@@ -145,3 +145,17 @@ def catalog_offering_get(offering_id: Any, *, start: datetime | None = None, end
     if offering is None:
         raise NotFound(_("Not found."))
     return offering
+
+
+def network_summary() -> dict[str, int]:
+    """Figures of the live network for the front page: what is published right now, nothing estimated."""
+    from django.db.models import Count, Sum
+
+    published = Offering.objects.filter(status=OfferingStatus.PUBLISHED)
+    figures = published.aggregate(
+        offerings=Count("id"),
+        devices=Sum("devices"),
+        centers=Count("center", distinct=True),
+        regions=Count("site__region", distinct=True),
+    )
+    return {key: value or 0 for key, value in figures.items()}

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from functools import partial
 
 import pytest
-from channels.testing.live import make_application, set_database_connection
+from channels.testing.live import make_application
 from daphne.testing import DaphneProcess
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
@@ -38,12 +38,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def live_server_url(transactional_db, settings) -> Iterator[str]:
-    """A Daphne process forked from the test process, so it shares the test database settings."""
+    """A Daphne process forked from the test process: it inherits the settings pytest-django already pointed at
+    the test database (channels' own setup hook would prefix the name a second time)."""
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1", "localhost"]
     process = DaphneProcess(
         "127.0.0.1",
         partial(make_application, static_wrapper=ASGIStaticFilesHandler),
-        setup=set_database_connection,
     )
     process.start()
     if not process.ready.wait(timeout=30):
