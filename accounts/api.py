@@ -65,7 +65,7 @@ class AccountsAPIView(APIView):
     pagination_class = DefaultPagination
 
     def paginated(self, request: Request, queryset, serializer_class: type[Serializer], **context: Any) -> Response:
-        return paginated_response(self, request, queryset, serializer_class, context={"request": request, **context})
+        return paginated_response(self, request, queryset, serializer_class, **context)
 
 
 class AdminWritesMixin:

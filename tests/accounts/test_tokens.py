@@ -242,3 +242,19 @@ def test_a_replayed_creation_never_shows_or_stores_the_secret(enterprise, enterp
     assert record.response_body["secret"] is None
     assert secret not in json.dumps(record.response_body)
     assert secret not in _everything_stored_about_tokens()
+
+
+def test_the_list_tells_active_expired_and_revoked_tokens_apart(enterprise, enterprise_admin):
+    with time_machine.travel(NOW, tick=False):
+        expiring = api_token_issue(
+            organization=enterprise, name="short", scopes=[Scope.READ], expires_at=NOW + timedelta(hours=1)
+        ).token
+        revoked = api_token_issue(organization=enterprise, name="old", scopes=[Scope.READ]).token
+        api_token_issue(organization=enterprise, name="live", scopes=[Scope.READ])
+    ApiToken.objects.filter(pk=revoked.pk).update(revoked_at=NOW)
+
+    with time_machine.travel(NOW + timedelta(hours=2), tick=False):
+        listed = signed_in(enterprise_admin).get("/api/v1/tokens").json()["results"]
+
+    assert {t["name"]: t["status"] for t in listed} == {"short": "expired", "old": "revoked", "live": "active"}
+    assert next(t for t in listed if t["id"] == str(expiring.pk))["expires_at"] == "2026-11-03T11:00:00Z"
