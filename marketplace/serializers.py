@@ -21,6 +21,7 @@ from marketplace.external_ids import external_id_validator
 from marketplace.models import AcceleratorModel, Offering, OfferingStatus, Site
 from marketplace.money import CURRENCY_MINOR_UNITS, format_money
 from marketplace.selectors.catalog import CATALOG_ORDERINGS, DEFAULT_ORDERING
+from marketplace.services.inventory import OFFERING_FIELDS
 
 # Upper bounds that no real pool reaches: they turn absurd inputs into a 400 instead of a database overflow.
 MAX_DEVICES = 1_000_000
@@ -257,32 +258,7 @@ class OfferingSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Offering
-        fields = [
-            "id",
-            "external_id",
-            "site",
-            "accelerator",
-            "devices",
-            "devices_per_node",
-            "cpu_cores_per_node",
-            "ram_gb_per_node",
-            "local_disk_gb_per_node",
-            "interconnect",
-            "software_stack",
-            "description",
-            "price_per_device_hour",
-            "currency",
-            "min_hours",
-            "max_hours",
-            "lead_time_hours",
-            "cancel_notice_hours",
-            "min_commit_fraction",
-            "requires_approval",
-            "voucher_eligible",
-            "status",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", "external_id", *OFFERING_FIELDS, "created_at", "updated_at"]
         read_only_fields = fields
 
 
