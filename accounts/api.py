@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.permissions import SAFE_METHODS
@@ -403,9 +400,3 @@ class AuditEventDetailView(AccountsAPIView):
 
 
 # --- unknown paths ------------------------------------------------------------------------------------------
-
-
-@csrf_exempt  # answers every method with a 404; a CSRF refusal would hide that the path does not exist
-def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """Unknown API paths answer in the API's error shape, with DEBUG on as well as off."""
-    return JsonResponse({"detail": _("Not found."), "code": "not_found"}, status=404)

@@ -4,7 +4,7 @@ The last pattern answers every other path under `/api/v1/` with a JSON 404. It m
 `/api/v1/` include in `marketplace/urls.py`: other apps' API routes are included before it.
 """
 
-from django.urls import path, re_path
+from django.urls import path
 
 from accounts import api
 
@@ -21,6 +21,4 @@ urlpatterns = [
     path("tokens/<str:id>/revoke", api.TokenRevokeView.as_view(), name="api-token-revoke"),
     path("audit-events", api.AuditEventListView.as_view(), name="api-audit-events"),
     path("audit-events/<str:id>", api.AuditEventDetailView.as_view(), name="api-audit-event"),
-    # Django's technical 404 page (DEBUG=True) bypasses handler404; this keeps API clients on JSON either way.
-    re_path(r"^.*$", api.not_found, name="api-not-found"),
 ]

@@ -4,6 +4,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 
 from marketplace.selectors.catalog import network_summary
 
@@ -28,6 +29,11 @@ def not_found(request: HttpRequest, exception=None) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"detail": _("Not found."), "code": "not_found"}, status=404)
     return render(request, "404.html", status=404)
+
+
+@csrf_exempt  # every method answers 404; a CSRF refusal would hide that the path does not exist
+def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    return not_found(request)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

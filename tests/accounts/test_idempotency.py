@@ -7,7 +7,8 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from accounts.models import IdempotencyRecord, Invitation
-from tests.accounts.api_helpers import organization_state, run_at_once, signed_in
+from tests.accounts.api_helpers import organization_state, signed_in
+from tests.concurrency import run_at_once
 
 INVITE = {"email": "new.hire@example.test", "role": "member"}
 

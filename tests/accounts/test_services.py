@@ -7,7 +7,8 @@ import pytest
 from accounts import services
 from accounts.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from accounts.models import AuditEvent, Membership, Organization, Role, Scope
-from tests.accounts.api_helpers import organization_state, run_at_once
+from tests.accounts.api_helpers import organization_state
+from tests.concurrency import run_at_once
 from tests.factories import actor_for, member_of
 
 

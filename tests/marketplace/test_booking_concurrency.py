@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import random
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from accounts.actor import Actor
@@ -16,32 +15,11 @@ from accounts.models import OrganizationKind, Scope
 from marketplace.models import HOLDING_STATUSES, Booking
 from marketplace.selectors.capacity import peak_devices
 from marketplace.services.bookings import booking_create
+from tests.concurrency import run_at_once
 from tests.factories import OrganizationFactory, token_for
 from tests.marketplace.factories import OfferingFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_at_once(jobs):
-    """Run every job on its own thread and connection, released together by a barrier."""
-    barrier = threading.Barrier(len(jobs))
-    results: list = [None] * len(jobs)
-
-    def worker(index, job):
-        try:
-            barrier.wait()
-            results[index] = job()
-        except Exception as exc:  # collected and asserted on by the test
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def sweep_peak(offering) -> int:
@@ -65,7 +43,7 @@ def test_thirty_bookers_of_the_same_window_get_exactly_the_capacity():
             end=start + timedelta(hours=2),
         )
 
-    results = run_at_once([book(c) for c in consumers])
+    results = run_at_once(*[book(c) for c in consumers])
 
     successes = [r for r in results if isinstance(r, Booking)]
     refusals = [r for r in results if isinstance(r, Conflict)]
@@ -89,7 +67,7 @@ def test_random_windows_never_oversell_and_every_refusal_truly_did_not_fit():
     def book(devices, start, end):
         return lambda: booking_create(actor=actor, offering_id=offering.pk, devices=devices, start=start, end=end)
 
-    results = run_at_once([book(*r) for r in requests])
+    results = run_at_once(*[book(*r) for r in requests])
 
     assert all(isinstance(r, Booking | Conflict) for r in results), [r for r in results if isinstance(r, Exception)]
     assert sweep_peak(offering) <= 16
@@ -120,7 +98,7 @@ def test_concurrent_http_bookers_never_oversell():
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         return client.post("/api/v1/bookings", body, format="json").status_code
 
-    statuses = run_at_once([post for _ in range(12)])
+    statuses = run_at_once(*[post for _ in range(12)])
 
     assert sorted(statuses) == [201, 201] + [409] * 10
     assert connection.vendor == "postgresql"

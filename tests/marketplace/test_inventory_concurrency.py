@@ -16,6 +16,7 @@ from accounts.errors import Conflict
 from accounts.models import Scope
 from marketplace.models import Offering
 from marketplace.services.inventory import inventory_sync, offering_lock, offering_put
+from tests.concurrency import run_at_once
 from tests.marketplace.factories import BookingFactory, CenterFactory, OfferingFactory, SiteFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,27 +93,15 @@ def test_concurrent_syncs_of_one_center_never_deadlock():
         actor=actor_of(center), items=[{**put_body(template), "external_id": e} for e in external_ids], prune=False
     )
     rng = random.Random(7)
-    results: list = [None] * 6
-    barrier = threading.Barrier(len(results))
 
-    def syncer(index: int) -> None:
+    def syncer(index: int):
         # Each sync writes the same rows in its own shuffled order, with a price that differs per sync.
         order = external_ids[:]
         rng.shuffle(order)
         items = [{**put_body(template, price_per_device_hour=Decimal(10 + index)), "external_id": e} for e in order]
-        try:
-            barrier.wait()
-            results[index] = inventory_sync(actor=actor_of(center), items=items, prune=True)
-        except Exception as exc:  # asserted on below
-            results[index] = exc
-        finally:
-            connections.close_all()
+        return lambda: inventory_sync(actor=actor_of(center), items=items, prune=True)
 
-    threads = [threading.Thread(target=syncer, args=(i,)) for i in range(len(results))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = run_at_once(*[syncer(i) for i in range(6)])
 
     assert [type(result).__name__ for result in results] == ["SyncResult"] * len(results)
     # Serialized, the syncs leave one of their prices on every row, and `template` (unlisted) retired.
