@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -19,8 +19,9 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("marketplace.api_urls")),
-    # Last: the accounts routes end with the JSON 404 for unknown API paths.
     path("api/v1/", include("accounts.api_urls")),
+    # Any other /api/ path: the JSON 404, also with DEBUG on (whose HTML 404 page would bypass handler404).
+    re_path(r"^api/", views.api_not_found),
 ]
 
 handler404 = "marketplace.views.not_found"
