@@ -24,7 +24,7 @@ from marketplace.models import Booking, BookingStatus, Offering, OfferingStatus,
 from marketplace.services.bookings import booking_create, booking_transition
 from marketplace.services.inventory import offering_put, site_put
 
-# The demo centers and consumer of accounts/management/commands/seed_demo.py, by slug.
+# The demo centers and consumer of `manage.py seed_demo`, by slug.
 CENTER_SLUGS = {
     "lakeside": "lakeside-ai-computing-center",
     "guizhou": "guizhou-highland-data-park",

@@ -9,8 +9,8 @@
     var holder = document.getElementById("countdown-labels");
     var data = holder ? holder.dataset : {};
     return {
-      startsIn: data.startsIn || "starts in %s",
-      endsIn: data.endsIn || "ends in %s",
+      startsIn: data.startsIn || "starts in {time}",
+      endsIn: data.endsIn || "ends in {time}",
       ended: data.ended || "ended",
       days: data.days || "d"
     };
@@ -39,9 +39,9 @@
       }
       var text;
       if (now < start) {
-        text = words.startsIn.replace("%s", duration(start - now, words));
+        text = words.startsIn.replace("{time}", duration(start - now, words));
       } else if (now < end) {
-        text = words.endsIn.replace("%s", duration(end - now, words));
+        text = words.endsIn.replace("{time}", duration(end - now, words));
       } else {
         text = words.ended;
       }

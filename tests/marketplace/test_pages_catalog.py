@@ -545,3 +545,17 @@ def test_a_center_cannot_book_from_the_page(market):
 
     assert response.status_code == 403
     assert Booking.objects.count() == 0
+
+
+def test_the_catalog_and_an_offering_speak_chinese_when_chosen(client, settings, market):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+
+    catalog = text_of(client.get("/catalog/?ordering=price_per_pflop_hour"))
+    offering = text_of(client.get(f"/catalog/{market['h100'].pk}/"))
+
+    assert "共有 3 个算力产品符合条件。" in catalog
+    assert "每 PFLOP 时价格从低到高" in catalog
+    assert "最低承诺用量 预订卡时的 50%" in offering
+    assert "每节点 8 个设备" in offering
+    assert "时间均为 UTC（北京时间为 UTC+8）。报价不会预留任何资源。" in offering
+    assert "没有适用的算力券计划" in offering
