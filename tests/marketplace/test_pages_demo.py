@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.management.commands.seed_demo import DemoSeed, seed_organizations, seed_people
+from accounts.demo import DemoSeed, seed_organizations, seed_people
 from accounts.models import AuditEvent, Organization
 from marketplace.demo import seed_market
 from marketplace.models import Booking, BookingEvent, BookingStatus, Offering, OfferingStatus, Site

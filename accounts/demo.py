@@ -1,11 +1,12 @@
-"""`manage.py seed_demo`: a small, realistic network to click through, with one login per role.
+"""The demo network's organizations and people, for `manage.py seed_demo`, with one login per role.
 
 Every organization, person and link below is fictional. The command is idempotent: objects are looked up by
 their natural key (slug, e-mail address) and only created when missing, so a second run changes nothing and
 existing demo data that someone edited by hand is left as it is.
 
-It is built from `STEPS`, functions that each seed one section and share a `DemoSeed`. Later sections (sites,
-offerings, bookings, vouchers) append their own step; a step may read what earlier ones put in the `DemoSeed`.
+It is built from `STEPS`, functions that each seed one section and share a `DemoSeed`. The command (in the app
+that sees every section) runs these and the later sections' steps (sites, offerings, bookings, vouchers); a step
+may read what earlier ones put in the `DemoSeed`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from accounts import services
 from accounts.models import Membership, Organization, OrganizationKind, Role, User
@@ -272,25 +269,10 @@ STEPS: list[Step] = [
 ]
 
 
-class Command(BaseCommand):
-    help = "Seed a demo network with one login per role. Safe to run again; refused in production."
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        if settings.PRODUCTION:
-            raise CommandError("seed_demo writes well-known demo logins and is refused when DJANGO_ENV=production.")
-        seed = DemoSeed()
-        with transaction.atomic():
-            for step in STEPS:
-                step(seed)
-        summary = ", ".join(f"{n} {what}" for what, n in seed.created.items()) or "nothing new"
-        self.stderr.write(f"Demo data ready ({summary}).")
-        self.stdout.write(self._login_table(seed.logins))
-
-    @staticmethod
-    def _login_table(logins: list[Login]) -> str:
-        header = ("email", "password", "organization", "role", "also member of")
-        rows = [header, *((x.email, DEMO_PASSWORD, x.organization, x.role, x.also or "-") for x in logins)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * width for width in widths))
-        return "\n".join(lines)
+def login_table(logins: list[Login]) -> str:
+    header = ("email", "password", "organization", "role", "also member of")
+    rows = [header, *((x.email, DEMO_PASSWORD, x.organization, x.role, x.also or "-") for x in logins)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)

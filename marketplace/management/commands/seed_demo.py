@@ -1,0 +1,41 @@
+"""`manage.py seed_demo`: a small, realistic network to click through, with one login per role.
+
+Idempotent: every step looks objects up by their natural key and creates only what is missing. The command lives
+in the market app because it runs the steps of every layer below it (accounts, then the market).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.demo import STEPS as ACCOUNT_STEPS
+from accounts.demo import DemoSeed, Step, login_table
+from marketplace.demo import seed_market
+
+
+def seed_market_step(seed: DemoSeed) -> None:
+    for what, n in seed_market().items():
+        if n:
+            seed.created[what] = seed.created.get(what, 0) + n
+
+
+STEPS: list[Step] = [*ACCOUNT_STEPS, seed_market_step]
+
+
+class Command(BaseCommand):
+    help = "Seed a demo network with one login per role. Safe to run again; refused in production."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("seed_demo writes well-known demo logins and is refused when DJANGO_ENV=production.")
+        seed = DemoSeed()
+        with transaction.atomic():
+            for step in STEPS:
+                step(seed)
+        summary = ", ".join(f"{n} {what}" for what, n in seed.created.items()) or "nothing new"
+        self.stderr.write(f"Demo data ready ({summary}).")
+        self.stdout.write(login_table(seed.logins))
