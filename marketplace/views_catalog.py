@@ -24,9 +24,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.errors import DomainError, NotFound
 from accounts.forms import apply_domain_error
+from accounts.selectors import as_uuid
 from accounts.views import actor_required
 from marketplace.forms import CatalogFilterForm, QuoteForm, datetime_local
-from marketplace.models import BookingStatus, Offering
+from marketplace.models import BookingStatus, Offering, OfferingStatus
 from marketplace.selectors.availability import chart_data, offering_slots
 from marketplace.selectors.capacity import peak_devices
 from marketplace.selectors.catalog import catalog_offering_get, catalog_offerings
@@ -156,7 +157,20 @@ def offering_book(request: HttpRequest, offering_id: str) -> HttpResponse:
 
 @actor_required
 def _offering_book(request: HttpRequest, offering_id: str) -> HttpResponse:
-    offering = _published_offering(offering_id)
+    try:
+        offering = catalog_offering_get(offering_id)
+    except NotFound as exc:
+        # Paused or retired since the page was shown: say so rather than answer as if it never existed.
+        withdrawn = Offering.objects.filter(
+            pk=as_uuid(offering_id), status__in=[OfferingStatus.PAUSED, OfferingStatus.RETIRED]
+        ).first()
+        if withdrawn is None:
+            raise Http404(exc.detail) from exc
+        messages.error(
+            request,
+            _("This offering is %(status)s and takes no bookings.") % {"status": withdrawn.get_status_display()},
+        )
+        return redirect("market:catalog")
     if not can_book(request.actor):
         raise PermissionDenied(
             _("Only members of enterprises, universities and institutes with booking rights can book.")

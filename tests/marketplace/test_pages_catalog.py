@@ -559,3 +559,17 @@ def test_the_catalog_and_an_offering_speak_chinese_when_chosen(client, settings,
     assert "每节点 8 个设备" in offering
     assert "时间均为 UTC（北京时间为 UTC+8）。报价不会预留任何资源。" in offering
     assert "没有适用的算力券计划" in offering
+
+
+@pytest.mark.parametrize("status", ["paused", "retired"])
+def test_booking_an_offering_withdrawn_since_the_quote_says_so(market, consumer, status):
+    offering = market["h100"]
+    offering.status = status
+    offering.save()
+    browser = browser_as(member_of(consumer, Role.MEMBER), consumer)
+
+    response = browser.post(f"/catalog/{offering.pk}/book/", WINDOW, follow=True)
+
+    assert response.redirect_chain == [("/catalog/", 302)]
+    assert f"This offering is {offering.get_status_display()} and takes no bookings." in text_of(response)
+    assert Booking.objects.filter(consumer=consumer).count() == 0
