@@ -205,3 +205,5 @@ class ApiTokenCreateForm(BootstrapMixin, forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("Optional. The token stops working at 00:00 UTC on this day."),
     )
+    # One value per rendered form: a second submission of the same form (double click, reload) is recognized.
+    submission = forms.CharField(widget=forms.HiddenInput, max_length=64)

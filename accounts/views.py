@@ -7,6 +7,7 @@ organization's member, invitation or token is a 404 for everyone, before a role 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, time
 from functools import wraps
@@ -17,6 +18,7 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -540,9 +542,15 @@ def _expiry(day: Any) -> datetime | None:
 @require_http_methods(["GET", "POST"])
 @admin_required
 def api_token_create(request: HttpRequest) -> HttpResponse:
-    form = ApiTokenCreateForm(request.POST or None)
+    form = ApiTokenCreateForm(request.POST or None, initial={"submission": secrets.token_urlsafe(24)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        # cache.add is atomic: of two submissions of one form, however close together, only the first creates.
+        if not cache.add(f"token-form:{request.user.pk}:{data['submission']}", 1, timeout=24 * 3600):
+            messages.info(
+                request, _("This token was already created. Its secret was shown once and cannot be shown again.")
+            )
+            return redirect("accounts:api_tokens")
         try:
             issued = services.api_token_create(
                 actor=request.actor,

@@ -79,7 +79,9 @@ def test_the_pages_of_my_organization_never_list_another_organizations_objects(e
 
 def test_the_audit_log_shows_only_my_organizations_events(enterprise, enterprise_admin, foreign):
     browser = browser_as(enterprise_admin, enterprise)
-    browser.post("/accounts/organization/tokens/new/", {"name": "sync", "scopes": ["inventory"]})
+    browser.post(
+        "/accounts/organization/tokens/new/", {"submission": "form-5", "name": "sync", "scopes": ["inventory"]}
+    )
 
     page = browser.get("/accounts/organization/audit/")
 
@@ -111,7 +113,9 @@ def test_admin_actions_are_forbidden_to_other_roles_and_change_nothing(
         "invite": browser.post("/accounts/organization/invitations/new/", {"email": "x@y.test", "role": "member"}),
         "revoke_invitation": browser.post(f"/accounts/organization/invitations/{invitation.pk}/revoke/"),
         "new_token_page": browser.get("/accounts/organization/tokens/new/"),
-        "new_token": browser.post("/accounts/organization/tokens/new/", {"name": "x", "scopes": ["read"]}),
+        "new_token": browser.post(
+            "/accounts/organization/tokens/new/", {"submission": "form-6", "name": "x", "scopes": ["read"]}
+        ),
         "revoke_token": browser.post(f"/accounts/organization/tokens/{token.pk}/revoke/"),
         "settings": browser.post("/accounts/organization/", {"name": "Renamed", "billing_currency": "USD"}),
         "audit": browser.get("/accounts/organization/audit/"),
@@ -148,7 +152,9 @@ def test_a_post_without_a_csrf_token_is_refused_and_changes_nothing(enterprise, 
 
     revoke = browser.post(f"/accounts/organization/tokens/{token.pk}/revoke/")
     rename = browser.post("/accounts/organization/", {"name": "Renamed", "billing_currency": "USD"})
-    create = browser.post("/accounts/organization/tokens/new/", {"name": "x", "scopes": ["read"]})
+    create = browser.post(
+        "/accounts/organization/tokens/new/", {"submission": "form-7", "name": "x", "scopes": ["read"]}
+    )
 
     assert (revoke.status_code, rename.status_code, create.status_code) == (403, 403, 403)
     assert "The form expired" in text_of(revoke)

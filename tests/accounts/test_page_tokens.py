@@ -26,7 +26,7 @@ def test_creating_a_token_shows_its_secret_once_and_stores_only_its_hash(enterpr
 
     response = browser.post(
         "/accounts/organization/tokens/new/",
-        {"name": "inventory sync", "scopes": ["inventory", "read"], "expires_on": "2099-01-31"},
+        {"submission": "form-1", "name": "inventory sync", "scopes": ["inventory", "read"], "expires_on": "2099-01-31"},
     )
 
     assert response.status_code == 200
@@ -62,10 +62,15 @@ def test_the_token_form_shows_the_services_refusals_on_its_fields(enterprise, en
 
     with time_machine.travel(datetime(2026, 11, 3, 12, 0, tzinfo=UTC)):
         past = browser.post(
-            "/accounts/organization/tokens/new/", {"name": "late", "scopes": ["read"], "expires_on": "2026-11-03"}
+            "/accounts/organization/tokens/new/",
+            {"submission": "form-2", "name": "late", "scopes": ["read"], "expires_on": "2026-11-03"},
         )
-    no_scope = browser.post("/accounts/organization/tokens/new/", {"name": "nothing", "scopes": []})
-    bad_scope = browser.post("/accounts/organization/tokens/new/", {"name": "odd", "scopes": ["root"]})
+    no_scope = browser.post(
+        "/accounts/organization/tokens/new/", {"submission": "form-3", "name": "nothing", "scopes": []}
+    )
+    bad_scope = browser.post(
+        "/accounts/organization/tokens/new/", {"submission": "form-4", "name": "odd", "scopes": ["root"]}
+    )
 
     assert past.status_code == 200
     assert past.context["form"].errors == {"expires_on": ["Must lie in the future."]}
@@ -127,3 +132,26 @@ def test_revoking_a_missing_token_is_a_404_and_changes_nothing(enterprise, enter
 
     assert [r.status_code for r in responses] == [404, 404]
     assert table_counts() == before
+
+
+def test_submitting_the_same_token_form_twice_creates_one_token(enterprise, enterprise_admin):
+    browser = browser_as(enterprise_admin, enterprise)
+    form = {"submission": "one-form", "name": "agent on node 3", "scopes": ["agent"]}
+
+    first = browser.post("/accounts/organization/tokens/new/", form)
+    again = browser.post("/accounts/organization/tokens/new/", form, follow=True)
+
+    assert SECRET.search(first.content.decode()) is not None
+    assert again.redirect_chain == [("/accounts/organization/tokens/", 302)]
+    assert "This token was already created. Its secret was shown once and cannot be shown again." in text_of(again)
+    assert SECRET.search(again.content.decode()) is None
+    assert ApiToken.objects.filter(organization=enterprise).count() == 1
+
+
+def test_a_fresh_form_carries_its_own_submission_value(enterprise, enterprise_admin):
+    browser = browser_as(enterprise_admin, enterprise)
+
+    first = browser.get("/accounts/organization/tokens/new/").context["form"]["submission"].value()
+    second = browser.get("/accounts/organization/tokens/new/").context["form"]["submission"].value()
+
+    assert first and second and first != second
