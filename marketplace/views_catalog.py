@@ -7,11 +7,13 @@ means the same on the page and in the API.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -111,6 +113,8 @@ def _quote_context(request: HttpRequest, offering: Offering, form: QuoteForm, qu
         "quote": quote,
         "can_book": can_book(request.actor),
         "login_url": f"{reverse('accounts:login')}?{urlencode({'next': back})}",
+        # One value per rendered Book button: a second POST of the same form finds the booking already made.
+        "submission": secrets.token_urlsafe(24),
     }
 
 
@@ -177,6 +181,15 @@ def _offering_book(request: HttpRequest, offering_id: str) -> HttpResponse:
         )
     form = QuoteForm(request.POST)
     status = 400
+    submission = request.POST.get("submission", "")[:64]
+    claim = f"book-form:{request.user.pk}:{submission}" if submission else None
+    if claim and not cache.add(claim, "", timeout=24 * 3600):
+        # The same Book form again (double click, reload, back button): show what the first submission made.
+        earlier = cache.get(claim)
+        messages.info(request, _("This booking was already submitted."))
+        if earlier:
+            return redirect("market:booking_detail", booking_id=earlier)
+        return redirect("market:my_bookings")
     if form.is_valid():
         try:
             booking = booking_create(actor=request.actor, offering_id=offering.pk, **form.window())
@@ -184,9 +197,13 @@ def _offering_book(request: HttpRequest, offering_id: str) -> HttpResponse:
             apply_domain_error(form, exc)
             status = exc.status_code
         else:
+            if claim:
+                cache.set(claim, str(booking.pk), timeout=24 * 3600)
             if booking.status == BookingStatus.PENDING_APPROVAL:
                 messages.success(request, _("Your booking request was sent. The center approves it before it starts."))
             else:
                 messages.success(request, _("Your booking is confirmed."))
             return redirect("market:booking_detail", booking_id=booking.pk)
+    if claim:
+        cache.delete(claim)  # refused: a corrected retry of the same form may go through
     return _offering_page(request, offering, form, None, status=status)

@@ -573,3 +573,28 @@ def test_booking_an_offering_withdrawn_since_the_quote_says_so(market, consumer,
     assert response.redirect_chain == [("/catalog/", 302)]
     assert f"This offering is {offering.get_status_display()} and takes no bookings." in text_of(response)
     assert Booking.objects.filter(consumer=consumer).count() == 0
+
+
+def test_the_same_book_form_sent_twice_books_once(market, consumer):
+    browser = browser_as(member_of(consumer, Role.MEMBER), consumer)
+    form = {**WINDOW, "submission": "book-form-1"}
+
+    first = browser.post(f"/catalog/{market['h100'].pk}/book/", form)
+    again = browser.post(f"/catalog/{market['h100'].pk}/book/", form, follow=True)
+
+    booking = Booking.objects.get(consumer=consumer)
+    assert first.status_code == 302
+    assert again.redirect_chain == [(f"/bookings/{booking.pk}/", 302)]
+    assert "This booking was already submitted." in text_of(again)
+    assert Booking.objects.filter(consumer=consumer).count() == 1
+
+
+def test_a_refused_book_form_may_be_sent_again(market, consumer):
+    browser = browser_as(member_of(consumer, Role.MEMBER), consumer)
+    refused = browser.post(f"/catalog/{market['h100'].pk}/book/", {**WINDOW, "devices": "99", "submission": "f-2"})
+
+    retried = browser.post(f"/catalog/{market['h100'].pk}/book/", {**WINDOW, "submission": "f-2"})
+
+    assert refused.status_code == 400
+    assert retried.status_code == 302
+    assert Booking.objects.filter(consumer=consumer).count() == 1
