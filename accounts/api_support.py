@@ -17,7 +17,6 @@ from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import set_rollback
 
 from accounts.actor import Actor
 from accounts.errors import Conflict, DomainError, InvalidInput
@@ -60,6 +59,10 @@ def error_body(detail: str, code: str, errors: dict | None = None) -> dict[str, 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
     """Every API error, 500s included, as `{"detail", "code"}` (+ `"errors"` for field validation)."""
+    # Imported here: rest_framework.views resolves DEFAULT_THROTTLE_CLASSES (a class of this module) while it
+    # loads, so importing it at the top would be circular whenever this module is the first to be imported.
+    from rest_framework.views import set_rollback
+
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         set_rollback()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -72,3 +76,24 @@ def test_redis_backs_the_channel_layer_and_cache():
     assert async_to_sync(roundtrip)() == {"type": "booking.status", "status": "confirmed"}
     cache.set("runtime-check", "ok", 10)
     assert cache.get("runtime-check") == "ok"
+
+
+def test_the_api_settings_load_when_a_worker_imports_them_first():
+    """A Celery worker runs Django's checks before anything imported DRF's views; the API's own classes named in
+    REST_FRAMEWORK must load in that order too (a circular import once broke every worker at start)."""
+    script = (
+        "import django; django.setup()\n"
+        "from rest_framework.checks import pagination_system_check\n"
+        "print(pagination_system_check(None))\n"
+    )
+    result = subprocess.run(  # noqa: S603 (fixed argv)
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "marketplace.settings", "PYTHONPATH": "."},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr[-2000:]
