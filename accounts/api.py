@@ -61,9 +61,6 @@ class AccountsAPIView(APIView):
     # Declared so the schema documents list responses in the pagination envelope.
     pagination_class = DefaultPagination
 
-    def paginated(self, request: Request, queryset, serializer_class: type[Serializer], **context: Any) -> Response:
-        return paginated_response(self, request, queryset, serializer_class, **context)
-
 
 class AdminWritesMixin:
     """Reads follow the view's scope; every write needs a signed-in owner or admin."""
@@ -157,7 +154,7 @@ class MemberListView(AccountsAPIView):
         responses={200: MembershipSerializer(many=True), **errors(403, 404)},
     )
     def get(self, request: Request) -> Response:
-        return self.paginated(request, selectors.member_list(_actor(request)), MembershipSerializer)
+        return paginated_response(self, request, selectors.member_list(_actor(request)), MembershipSerializer)
 
 
 MEMBER_ID = _schema.id_parameter("int", "membership")
@@ -229,7 +226,9 @@ class InvitationListView(AccountsAPIView):
     )
     def get(self, request: Request) -> Response:
         actor = _actor(request)
-        return self.paginated(request, selectors.invitation_list(actor), InvitationSerializer, now=timezone.now())
+        return paginated_response(
+            self, request, selectors.invitation_list(actor), InvitationSerializer, now=timezone.now()
+        )
 
     @extend_schema(
         operation_id="invitations_create",
@@ -306,7 +305,9 @@ class TokenListView(AccountsAPIView):
     )
     def get(self, request: Request) -> Response:
         actor = _actor(request)
-        return self.paginated(request, selectors.api_token_list(actor), ApiTokenSerializer, now=timezone.now())
+        return paginated_response(
+            self, request, selectors.api_token_list(actor), ApiTokenSerializer, now=timezone.now()
+        )
 
     @extend_schema(
         operation_id="tokens_create",
@@ -383,7 +384,7 @@ class AuditEventListView(AccountsAPIView):
         responses={200: AuditEventSerializer(many=True), **errors(403, 404)},
     )
     def get(self, request: Request) -> Response:
-        return self.paginated(request, selectors.audit_event_list(_actor(request)), AuditEventSerializer)
+        return paginated_response(self, request, selectors.audit_event_list(_actor(request)), AuditEventSerializer)
 
 
 class AuditEventDetailView(AccountsAPIView):

@@ -206,10 +206,41 @@ def _serializer_errors(form: forms.Form, serializer: serializers.Serializer, fie
             form.add_error(target if target in form.fields else None, str(message))
 
 
-class SiteForm(BootstrapMixin, forms.Form):
+class JudgedByApiMixin:
+    """A center's inventory form whose values are judged by the inventory API's own input serializer, so the
+    page and the API refuse the same values with the same messages. `service_data` is what the service takes;
+    `key` is the object's external id (the one it has, or the one typed for a new object)."""
+
+    api_serializer: type[serializers.Serializer]
+    existing_attribute: str
+
+    def _service_input(self, data: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        data = self._service_input({name: value for name, value in cleaned.items() if name != "external_id"})
+        serializer = self.api_serializer(data=data)
+        if serializer.is_valid():
+            self.service_data = dict(serializer.validated_data)
+        else:
+            _serializer_errors(self, serializer, {})
+        return cleaned
+
+    @property
+    def key(self) -> str:
+        existing = getattr(self, self.existing_attribute)
+        return existing.external_id if existing is not None else self.cleaned_data["external_id"]
+
+
+class SiteForm(JudgedByApiMixin, BootstrapMixin, forms.Form):
     """A center's site. `external_id` is asked for on creation only: it is the key the center's systems use."""
 
     service_data: dict[str, Any]  # set by a successful clean(): what `site_put` takes
+    api_serializer = SiteInputSerializer
+    existing_attribute = "site"
 
     external_id = forms.CharField(
         label=_("External id"),
@@ -257,22 +288,8 @@ class SiteForm(BootstrapMixin, forms.Form):
         if site is not None:
             del self.fields["external_id"]
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        data = {name: value for name, value in cleaned.items() if name != "external_id"}
-        serializer = SiteInputSerializer(data=data)
-        if serializer.is_valid():
-            self.service_data = dict(serializer.validated_data)
-        else:
-            _serializer_errors(self, serializer, {})
-        return cleaned
-
-    @property
-    def key(self) -> str:
-        """The site's external id: the one it has, or the one typed for a new site."""
-        return self.site.external_id if self.site is not None else self.cleaned_data["external_id"]
+    def _service_input(self, data: dict[str, Any]) -> dict[str, Any]:
+        return data
 
 
 def offering_service_data(offering: Offering) -> dict[str, Any]:
@@ -285,10 +302,12 @@ def offering_service_data(offering: Offering) -> dict[str, Any]:
     return data
 
 
-class OfferingForm(BootstrapMixin, forms.Form):
+class OfferingForm(JudgedByApiMixin, BootstrapMixin, forms.Form):
     """Every field of a center's offering. The status is chosen on creation; later it moves by its own buttons."""
 
     service_data: dict[str, Any]  # set by a successful clean(): what `offering_put` takes
+    api_serializer = OfferingInputSerializer
+    existing_attribute = "offering"
 
     external_id = forms.CharField(
         label=_("External id"),
@@ -379,26 +398,12 @@ class OfferingForm(BootstrapMixin, forms.Form):
             del self.fields["external_id"]
             del self.fields["status"]
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        # What `offering_put` takes, site and chip by their keys, judged by the API's own serializer.
-        data = {name: value for name, value in cleaned.items() if name != "external_id"}
+    def _service_input(self, data: dict[str, Any]) -> dict[str, Any]:
+        # What `offering_put` takes: site and chip by their keys, and the status the offering already has.
         data["site"] = data["site"].external_id
         data["accelerator"] = data["accelerator"].code
         data["status"] = self.offering.status if self.offering is not None else data["status"]
-        serializer = OfferingInputSerializer(data=data)
-        if serializer.is_valid():
-            self.service_data = dict(serializer.validated_data)
-        else:
-            _serializer_errors(self, serializer, {})
-        return cleaned
-
-    @property
-    def key(self) -> str:
-        """The offering's external id: the one it has, or the one typed for a new offering."""
-        return self.offering.external_id if self.offering is not None else self.cleaned_data["external_id"]
+        return data
 
 
 def _chip_label(chip: AcceleratorModel) -> str:
