@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class MarketplaceConfig(AppConfig):
     name = "marketplace"
     verbose_name = "Marketplace"
+
+    def ready(self) -> None:
+        # Tasks queued by the web process must use this project's Celery app (its broker and settings), not
+        # Celery's default one.
+        import marketplace.celery  # noqa: F401

@@ -257,3 +257,72 @@ class BookingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.booking_id}: {self.from_status or '∅'} → {self.to_status}"
+
+
+class Agent(models.Model):
+    """A center's agent, registered by its first heartbeat (one per center and agent name). It keeps the facts of
+    the latest heartbeat: the agent's version and host, and each device's health and utilization."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    center = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="agents")
+    name = models.CharField(_("name"), max_length=100)
+    version = models.CharField(_("version"), max_length=64, blank=True)
+    hostname = models.CharField(_("host name"), max_length=255, blank=True)
+    # [{"index", "uuid", "model", "utilization" (a fraction, or null), "memory_used_mb", "memory_total_mb",
+    #   "healthy", "booking"}], as validated by the heartbeat API.
+    devices = models.JSONField(_("devices"), default=list, blank=True)
+    first_seen_at = models.DateTimeField(_("registered"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["center", "name"], name="agent_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AllocationState(models.TextChoices):
+    PENDING = "pending", _("Waiting for the center")
+    PROVISIONED = "provisioned", _("Provisioned")
+    RELEASED = "released", _("Released")
+    FAILED = "failed", _("Failed")
+
+
+# What an agent may report after each state. Reporting the current state again is allowed (a retry, or
+# refreshed access details); a released allocation is final.
+ALLOCATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    AllocationState.PENDING: frozenset(
+        {AllocationState.PROVISIONED, AllocationState.FAILED, AllocationState.RELEASED}
+    ),
+    AllocationState.PROVISIONED: frozenset(
+        {AllocationState.PROVISIONED, AllocationState.RELEASED, AllocationState.FAILED}
+    ),
+    AllocationState.FAILED: frozenset({AllocationState.PROVISIONED, AllocationState.FAILED, AllocationState.RELEASED}),
+    AllocationState.RELEASED: frozenset({AllocationState.RELEASED}),
+}
+
+
+class Allocation(models.Model):
+    """What the center's agent did for a booking: provisioned (with the access details the consumer sees),
+    released, or failed (with its message). Created by the agent's first report; until then it is pending."""
+
+    booking = models.OneToOneField(Booking, on_delete=models.PROTECT, primary_key=True, related_name="allocation")
+    agent = models.ForeignKey(Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="allocations")
+    state = models.CharField(_("state"), max_length=12, choices=AllocationState.choices)
+    access = models.JSONField(_("access details"), default=dict, blank=True)
+    message = models.CharField(_("message"), max_length=1000, blank=True)
+    provisioned_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=[s.value for s in AllocationState]), name="allocation_state_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id}: {self.state}"

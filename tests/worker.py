@@ -37,7 +37,7 @@ def celery_worker() -> Iterator[str]:
             "-m",
             "celery",
             "-A",
-            "marketplace",
+            "marketplace.celery",
             "worker",
             "--pool",
             "solo",
