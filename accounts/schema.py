@@ -48,6 +48,7 @@ _ERROR_DESCRIPTIONS = {
     404: "Not found, or not the acting organization's: the two are indistinguishable.",
     409: "Conflicts with the current state (e.g. `idempotency_conflict`).",
     422: "Refused by a rule (e.g. `last_owner`).",
+    413: "Too large (e.g. `batch_too_large`: more records than one batch may hold).",
     429: "Too many requests; retry after `Retry-After` seconds.",
 }
 

@@ -143,6 +143,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "bookings-advance": {"task": "marketplace.bookings_advance", "schedule": 60.0},
 }
 BOOKING_APPROVAL_TTL_HOURS = env_int("BOOKING_APPROVAL_TTL_HOURS", 24)
+AGENT_STALE_AFTER_SECONDS = env_int("AGENT_STALE_AFTER_SECONDS", 180)
+AGENT_PROVISION_LEAD_MINUTES = env_int("AGENT_PROVISION_LEAD_MINUTES", 15)
 
 # --- Auth ----------------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -10,7 +10,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import ADMIN_ROLES, Membership
-from marketplace.models import Booking, BookingStatus
+from marketplace.models import AllocationState, Booking, BookingStatus
 from marketplace.services.bookings import bookings_advance
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,53 @@ def booking_status_email(booking_id: str, status: str) -> None:
                 "end": booking.end.strftime("%Y-%m-%d %H:%M"),
                 "consumer": booking.consumer.name,
                 "status": label,
+            },
+            from_email=None,
+            recipient_list=sorted(recipients),
+        )
+
+
+@shared_task(
+    name="marketplace.allocation_failed_email",
+    ignore_result=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def allocation_failed_email(booking_id: str) -> None:
+    """Alert the consumer's and the center's admins (and the person who booked) that provisioning failed."""
+    booking = (
+        Booking.objects.select_related("offering__center", "offering__accelerator", "consumer", "created_by")
+        .filter(pk=booking_id)
+        .first()
+    )
+    allocation = getattr(booking, "allocation", None) if booking is not None else None
+    if allocation is None or allocation.state != AllocationState.FAILED:
+        return  # gone, or fixed since: nothing to alert about
+    recipients = set(
+        Membership.objects.filter(
+            organization_id__in=[booking.consumer_id, booking.offering.center_id], role__in=ADMIN_ROLES
+        ).values_list("user__email", flat=True)
+    )
+    if booking.created_by is not None:
+        recipients.add(booking.created_by.email)
+    if not recipients:
+        return
+    with translation.override("en"):
+        send_mail(
+            subject=_("Provisioning failed for booking %(ref)s") % {"ref": str(booking.pk)[:8]},
+            message=_(
+                "The center %(center)s could not provision %(devices)s × %(accelerator)s for %(consumer)s "
+                "(%(start)s – %(end)s UTC).\n\nThe center's agent reported: %(message)s"
+            )
+            % {
+                "center": booking.offering.center.name,
+                "devices": booking.devices,
+                "accelerator": booking.offering.accelerator.model,
+                "consumer": booking.consumer.name,
+                "start": booking.start.strftime("%Y-%m-%d %H:%M"),
+                "end": booking.end.strftime("%Y-%m-%d %H:%M"),
+                "message": allocation.message or _("no details"),
             },
             from_email=None,
             recipient_list=sorted(recipients),

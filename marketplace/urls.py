@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("marketplace.api_urls")),
     path("api/v1/", include("accounts.api_urls")),
+    path("api/v1/", include("billing.api")),
     # Any other /api/ path: the JSON 404, also with DEBUG on (whose HTML 404 page would bypass handler404).
     re_path(r"^api/", views.api_not_found),
 ]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC
+from decimal import Decimal
 
 from django.urls import path
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.api_support import idempotent, paginated_response, paginated_schema
 from accounts.models import CONSUMER_KINDS, OrganizationKind, Scope
 from accounts.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from billing.selectors.usage import usage_so_far
 from marketplace.models import Booking, BookingStatus
 from marketplace.selectors.bookings import (
     booking_get_for_consumer,
@@ -70,6 +72,15 @@ class QuoteSerializer(serializers.Serializer):
         return "0.00" if quote.currency != "JPY" else "0"
 
 
+class BookingUsageSerializer(serializers.Serializer):
+    device_hours = serializers.CharField(help_text="Device-hours metered so far (to 4 decimals).")
+    device_seconds = serializers.CharField(help_text="Device-seconds metered so far, exact.")
+    amount = serializers.CharField(help_text="round(device-hours × unit price), billing rule 2.")
+    currency = serializers.CharField()
+    records = serializers.IntegerField()
+    last_end = serializers.CharField(allow_null=True, help_text="The end of the latest metered interval.")
+
+
 class BookingSerializer(serializers.ModelSerializer):
     offering = serializers.UUIDField(source="offering_id")
     offering_external_id = serializers.CharField(source="offering.external_id")
@@ -114,10 +125,23 @@ class BookingSerializer(serializers.ModelSerializer):
         center = booking.offering.center
         return {"slug": center.slug, "name": center.name}
 
+    @extend_schema_field(BookingUsageSerializer)
     def get_usage(self, booking) -> dict:
-        # Metered usage so far; agents report it once metering is in place.
-        zero = "0.00" if booking.currency != "JPY" else "0"
-        return {"device_hours": "0", "amount": zero, "currency": booking.currency}
+        """Metered usage so far (device-hours, and billing rule 2's amount at the booking's price)."""
+        known = self.context.setdefault("_usage", {})
+        if booking.pk not in known:
+            # One query for the whole page when listing, rather than one per booking.
+            page = self.parent.instance if self.parent is not None else [booking]
+            known.update(usage_so_far(list(page)))
+        usage = known[booking.pk]
+        return {
+            "device_hours": str(usage.device_hours.quantize(Decimal("0.0001"))),
+            "device_seconds": format(usage.device_seconds.normalize(), "f"),
+            "amount": str(usage.amount),
+            "currency": usage.currency,
+            "records": usage.records,
+            "last_end": usage.last_end.astimezone(UTC).isoformat().replace("+00:00", "Z") if usage.last_end else None,
+        }
 
     def get_cancellation_fee(self, booking) -> str | None:
         """The most cancelling now would cost (API.md billing rule 4); null once it cannot be cancelled."""
