@@ -1,0 +1,3 @@
+"""The agent's version, sent in every heartbeat."""
+
+VERSION = "0.1.0"
