@@ -76,21 +76,21 @@ def test_two_processes_uploading_overlapping_batches_cannot_exceed_the_booked_de
     assert peak_in_python(booking) == 5
 
 
-def test_many_connections_uploading_the_same_and_overlapping_batches_store_each_record_once(setting):
+def test_many_connections_resending_one_batch_beside_another_store_each_record_once(setting):
     center, booking = setting
     same = batch(booking, "node-a", 4)
     other = batch(booking, "node-b", 4)
-    third = batch(booking, "node-c", 1)
 
-    results = run_at_once(
-        *[lambda: ingest(center, same)] * 3, lambda: ingest(center, other), lambda: ingest(center, third)
-    )
+    results = run_at_once(*[lambda: ingest(center, same)] * 3, lambda: ingest(center, other))
 
     assert all(isinstance(result, IngestResult) for result in results), results
-    # node-a's batch lands once and is a duplicate twice; node-b fits beside it (4 + 4 = 8); node-c never fits.
-    assert [(r.accepted, r.duplicates) for r in results[:3]].count((12, 0)) == 1
-    assert [(r.accepted, r.duplicates) for r in results[:3]].count((0, 12)) == 2
-    assert results[3].accepted + results[4].accepted == 12
+    # node-a's batch lands once and is a duplicate twice, whatever the order; node-b fits beside it (4 + 4 = 8).
+    assert sorted((r.accepted, r.duplicates, len(r.rejected)) for r in results[:3]) == [
+        (0, 12, 0),
+        (0, 12, 0),
+        (12, 0, 0),
+    ]
+    assert (results[3].accepted, results[3].rejected) == (12, [])
     assert UsageRecord.objects.count() == 24
     assert peak_in_python(booking) == 8
 
