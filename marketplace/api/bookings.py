@@ -16,7 +16,7 @@ from accounts.api_support import idempotent, paginated_response, paginated_schem
 from accounts.models import CONSUMER_KINDS, OrganizationKind, Scope
 from accounts.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from billing.selectors.usage import usage_so_far
-from marketplace.models import Booking, BookingStatus
+from marketplace.models import AllocationState, Booking, BookingStatus
 from marketplace.selectors.bookings import (
     booking_get_for_consumer,
     bookings_for_center,
@@ -81,6 +81,12 @@ class BookingUsageSerializer(serializers.Serializer):
     last_end = serializers.CharField(allow_null=True, help_text="The end of the latest metered interval.")
 
 
+class BookingAllocationSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=AllocationState.choices)
+    access = serializers.DictField(help_text="How to reach the devices, as the center's agent reported it.")
+    message = serializers.CharField()
+
+
 class BookingSerializer(serializers.ModelSerializer):
     offering = serializers.UUIDField(source="offering_id")
     offering_external_id = serializers.CharField(source="offering.external_id")
@@ -95,6 +101,7 @@ class BookingSerializer(serializers.ModelSerializer):
     cancelled_at = UtcDateTimeField(allow_null=True)
     approval_expires_at = UtcDateTimeField(allow_null=True)
     usage = serializers.SerializerMethodField()
+    allocation = serializers.SerializerMethodField()
     cancellation_fee = serializers.SerializerMethodField()
 
     class Meta:
@@ -118,6 +125,7 @@ class BookingSerializer(serializers.ModelSerializer):
             "cancelled_at",
             "approval_expires_at",
             "usage",
+            "allocation",
             "cancellation_fee",
         ]
 
@@ -142,6 +150,14 @@ class BookingSerializer(serializers.ModelSerializer):
             "records": usage.records,
             "last_end": usage.last_end.astimezone(UTC).isoformat().replace("+00:00", "Z") if usage.last_end else None,
         }
+
+    @extend_schema_field(BookingAllocationSerializer)
+    def get_allocation(self, booking) -> dict:
+        """What the center's agent reported: the state and, once provisioned, how to reach the devices."""
+        allocation = getattr(booking, "allocation", None)
+        if allocation is None:
+            return {"state": AllocationState.PENDING, "access": {}, "message": ""}
+        return {"state": allocation.state, "access": allocation.access, "message": allocation.message}
 
     def get_cancellation_fee(self, booking) -> str | None:
         """The most cancelling now would cost (API.md billing rule 4); null once it cannot be cancelled."""

@@ -26,7 +26,9 @@ def _with_status(queryset: QuerySet[Booking], status: str | None) -> QuerySet[Bo
 
 
 def _base() -> QuerySet[Booking]:
-    return Booking.objects.select_related("offering__center", "offering__accelerator", "offering__site", "consumer")
+    return Booking.objects.select_related(
+        "offering__center", "offering__accelerator", "offering__site", "consumer", "allocation"
+    )
 
 
 def bookings_for_consumer(actor: Actor, *, status: str | None = None) -> QuerySet[Booking]:
