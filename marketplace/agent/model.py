@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -89,6 +89,10 @@ class Allocation:
             start, end = parse_utc(str(item["start"])), parse_utc(str(item["end"]))
         except (KeyError, ValueError) as error:
             raise ValueError(f"allocation {booking_id}: bad start/end: {error}") from None
+        # Records carry whole seconds: shrink a fractional window inward so they can never fall outside it.
+        if start.microsecond:
+            start = start.replace(microsecond=0) + timedelta(seconds=1)
+        end = end.replace(microsecond=0)
         if end <= start:
             raise ValueError(f"allocation {booking_id}: end is not after start")
         action = item.get("action")

@@ -52,13 +52,14 @@ def backoff_delay(
     cap: float,
     retry_after: float | None = None,
     rng: random.Random | None = None,
-    base: float = BACKOFF_BASE,
+    base: float | None = None,
 ) -> float:
     """Seconds to wait after `attempt` consecutive failures: full jitter, i.e. uniform in [0, min(cap, base·2ⁿ⁻¹)].
 
     Jitter spreads the retries of many agents after a server outage; `retry_after` (the server's `Retry-After`)
     is a floor, since the server said when it can take us again.
     """
+    base = BACKOFF_BASE if base is None else base
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
     delay = (rng or random).uniform(0, ceiling)
     if retry_after is not None:

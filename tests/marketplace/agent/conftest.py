@@ -41,7 +41,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def fake_center(clock: FrozenClock) -> Iterator[FakeCenter]:
-    center = FakeCenter(now=clock.now).start()
+    center = FakeCenter(clock=clock).start()
     yield center
     center.stop()
 

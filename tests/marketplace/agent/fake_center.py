@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +26,8 @@ def _utc(text: str) -> datetime:
 
 
 def _z(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 with `Z`, keeping fractions of a second when the instant has them (as DRF does)."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -50,9 +52,9 @@ class Booking:
 
 
 class FakeCenter:
-    def __init__(self, *, page_size: int = 2, now: datetime | None = None) -> None:
+    def __init__(self, *, page_size: int = 2, clock: Callable[[], datetime] | None = None) -> None:
         self.page_size = page_size
-        self.now = now or datetime.now(UTC).replace(microsecond=0)
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.lock = threading.Lock()
         self.bookings: dict[str, Booking] = {}
         self.heartbeats: list[dict[str, Any]] = []
@@ -62,8 +64,9 @@ class FakeCenter:
         self.batch_sizes: list[int] = []
         self.requests: list[tuple[str, str]] = []
         self.faults: dict[str, list[Fault]] = {}
+        self.link_base: str | None = None  # the origin `next` links are built with (a proxy may get it wrong)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -90,6 +93,10 @@ class FakeCenter:
         """Queue faults for an endpoint: 'heartbeat', 'allocations', 'report' or 'usage'."""
         with self.lock:
             self.faults.setdefault(endpoint, []).extend(faults)
+
+    @property
+    def now(self) -> datetime:
+        return self.clock()
 
     def count(self, endpoint: str) -> int:
         return sum(1 for _, name in self.requests if name == endpoint)
@@ -129,7 +136,7 @@ class FakeCenter:
         more = page * self.page_size < len(items)
         return {
             "count": len(items),
-            "next": f"{self.url}/api/v1/agent/allocations?page={page + 1}" if more else None,
+            "next": f"{self.link_base or self.url}/api/v1/agent/allocations?page={page + 1}" if more else None,
             "previous": None,
             "results": chunk,
         }
