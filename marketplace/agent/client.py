@@ -100,9 +100,17 @@ class CenterClient:
         return items
 
     def report_allocation(
-        self, booking_id: str, state: str, *, access: dict[str, Any] | None = None, message: str | None = None
+        self,
+        booking_id: str,
+        state: str,
+        *,
+        access: dict[str, Any] | None = None,
+        message: str | None = None,
+        agent: str | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {"state": state}
+        if agent is not None:
+            payload["agent"] = agent
         if access is not None:
             payload["access"] = access
         if message is not None:

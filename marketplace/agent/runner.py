@@ -33,6 +33,9 @@ logger = logging.getLogger("marketplace.agent")
 BACKOFF_BASE = 2.0  # seconds: the first retry comes within this, then the ceiling doubles up to the cap
 RETRY_AFTER_LIMIT = 3600.0  # a server asking for more than an hour is more likely wrong than serious
 KEEP_FINISHED = timedelta(days=7)  # how long released/failed allocations stay in state.json
+# A failed provision is tried again this long after (GPUs free up, a command's cause gets fixed), while the
+# server still lists the booking for provisioning.
+PROVISION_RETRY = timedelta(minutes=5)
 CLOCK_SKEW_WARNING = timedelta(minutes=2)  # the server rejects records ending > 5 minutes in its future
 # Server refusals that concern one allocation only; anything else (401, 403) concerns the agent as a whole.
 _ITEM_REFUSALS = {400, 404, 409, 410, 422}
@@ -368,7 +371,12 @@ class Agent:
 
     def _provision(self, allocation: Allocation, now: datetime, result: IterationResult) -> None:
         local = self.allocations.get(allocation.id)
-        retry = local is not None and local.state == "failed" and local.reported and allocation.state == "pending"
+        retry = (
+            local is not None
+            and local.state == "failed"
+            and local.reported
+            and (allocation.state == "pending" or local.updated_at is None or now - local.updated_at >= PROVISION_RETRY)
+        )
         if local is None or retry:
             try:
                 access = self.collector.provision(allocation)
@@ -436,6 +444,7 @@ class Agent:
                 local.state,
                 access=local.access if local.state == "provisioned" else None,
                 message=local.message or None,
+                agent=self.config.name,
             )
         except PermanentError as error:
             if error.status not in _ITEM_REFUSALS:

@@ -108,7 +108,7 @@ class FakeCenter:
         if booking.state == "provisioned" and ended:
             return "release"
         live = booking.status in {"confirmed", "active"} and booking.start <= self.now < booking.end
-        if booking.state in {"pending", "provisioned"} and live:
+        if booking.state in {"pending", "provisioned", "failed"} and live:
             return "provision"
         return None
 
@@ -145,7 +145,11 @@ class FakeCenter:
         booking = self.bookings.get(booking_id)
         if booking is None:
             return 404, {"detail": "No such booking.", "code": "not_found"}
-        moves = {"pending": {"provisioned", "failed"}, "provisioned": {"released", "failed"}}
+        moves = {
+            "pending": {"provisioned", "failed", "released"},
+            "provisioned": {"released", "failed"},
+            "failed": {"provisioned", "released"},
+        }
         wanted = body.get("state")
         refused = booking.status == "cancelled" and wanted == "provisioned"
         if wanted == booking.state and wanted in {"provisioned", "released", "failed"}:

@@ -73,6 +73,7 @@ def test_a_provision_item_is_provisioned_and_reported_once(fake_center, agent_fa
             booking,
             {
                 "state": "provisioned",
+                "agent": "node3",
                 "access": {
                     "host": "sim-node3.local",
                     "ssh": "ssh blue-heron@sim-node3.local",
@@ -228,7 +229,7 @@ def test_a_cancelled_booking_is_released_and_reported(fake_center, agent_factory
     result = agent.run_once()
 
     assert result.released == [booking]
-    assert fake_center.reports[-1] == (booking, {"state": "released"})
+    assert fake_center.reports[-1] == (booking, {"state": "released", "agent": "node3"})
     assert fake_center.bookings[booking].state == "released"
     # The slots up to the cancellation were metered before the capacity went away.
     assert max(record["end"] for record in fake_center.usage.values()) == "2026-11-03T12:12:00Z"
@@ -283,6 +284,25 @@ def test_a_failed_provision_is_reported_as_failed_with_the_reason(fake_center, m
     assert booking_id == booking and body["state"] == "failed"
     assert body["message"].startswith("provision failed: nvidia-smi: no free healthy GPU")
     assert fake_center.bookings[booking].state == "failed"
+
+
+def test_a_failed_provision_is_tried_again_after_a_while(fake_center, make_config, booking, clock, tmp_path):
+    command = fake_command(tmp_path, NVIDIA_SAMPLE, name="nvidia-smi")
+    (tmp_path / "nvidia-smi.out").write_text("0, GPU-a, H100, [N/A], [N/A], 81559, [N/A]\n")  # no healthy GPU yet
+    config = make_config(collector="nvidia-smi", nvidia_smi=NvidiaSmiConfig(command=command))
+
+    with Agent(config, clock=clock) as agent:
+        agent.run_once()
+        (tmp_path / "nvidia-smi.out").write_text(NVIDIA_SAMPLE)  # the GPUs recovered
+        clock.advance(minutes=1)
+        too_soon = agent.run_once()
+        clock.advance(minutes=5)
+        retried = agent.run_once()
+
+    assert too_soon.provisioned == [] and too_soon.failed == []
+    assert retried.provisioned == [booking]
+    assert [body["state"] for _, body in fake_center.reports] == ["failed", "provisioned"]
+    assert fake_center.bookings[booking].access["gpus"] == "0,1"
 
 
 @pytest.mark.parametrize(
