@@ -46,6 +46,7 @@ configuration:
                  (argv lists, no shell; placeholders {{account}} {{booking}} {{devices}} {{partition}})
     [simulated]  devices = 8, model = "NVIDIA H100 80GB HBM3", seed = 1, backfill_hours = 6, slot_minutes = 5
   Environment overrides: {", ".join(ENVIRONMENT)}.
+  A commented example: marketplace/agent/agent.example.toml.
 
 state dir:
   agent.lock (held while running), state.json (allocations, cursors, collector state), spool/seg-*.jsonl

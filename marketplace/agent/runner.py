@@ -156,14 +156,20 @@ class Agent:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock: StateDirLock | None = StateDirLock(config.state_dir)
         try:
-            remove_stale_temporaries(config.state_dir)
-            self._store = StateStore(config.state_dir)
-            self.spool = Spool(config.state_dir)
-            self.rejected_log = RejectedLog(config.state_dir)
-            state = self._store.load()
+            self._load(client)
+            self.save()
         except BaseException:
             self._lock.release()
+            self._lock = None
             raise
+
+    def _load(self, client: CenterClient | None) -> None:
+        config = self.config
+        remove_stale_temporaries(config.state_dir)
+        self._store = StateStore(config.state_dir)
+        self.spool = Spool(config.state_dir)
+        self.rejected_log = RejectedLog(config.state_dir)
+        state = self._store.load()
         self.allocations: dict[str, LocalAllocation] = {}
         for booking_id, data in (state.get("allocations") or {}).items():
             try:
@@ -183,13 +189,12 @@ class Agent:
         if state.get("collector_kind") not in {None, config.collector}:
             self.log.warning("collector changed from %s to %s", state.get("collector_kind"), config.collector)
         self.collector_state: dict[str, Any] = state.get("collector") or {}
-        self.collector: Collector = make_collector(config, self.collector_state, clock)
+        self.collector: Collector = make_collector(config, self.collector_state, self.clock)
         self.client = client or CenterClient(config.api_base, config.token, timeout=config.timeout)
         self._last_devices: list[DeviceFact] = []
         self._last_collect: datetime | None = None
         self._warned: set[str] = set()
         self._stop: threading.Event | None = None
-        self.save()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 

@@ -213,7 +213,8 @@ class Spool:
                 continue
             seen.add(record["id"])
             fresh.append(record)
-        if not fresh and not cursors:
+        if not fresh:
+            # Nothing new to keep: the cursors alone go to state.json, which the caller saves next.
             return 0
         seq = self._segments[-1].seq + 1 if self._segments else 1
         header = {key: format_utc(value) for key, value in cursors.items()}
@@ -226,14 +227,17 @@ class Spool:
         return len(fresh)
 
     def remove(self, ids: Iterable[str]) -> None:
-        """Drop records the server has answered for; each touched segment is rewritten atomically or deleted."""
+        """Drop records the server has answered for; each touched segment is rewritten atomically or deleted.
+
+        The caller must have saved the cursors of every segment (state.json) before: an emptied segment goes.
+        """
         doomed = set(ids) & self._ids
         if not doomed:
             return
         kept: list[_Segment] = []
         for segment in self._segments:
             remaining = [record for record in segment.records if record["id"] not in doomed]
-            if len(remaining) == len(segment.records):
+            if remaining and len(remaining) == len(segment.records):
                 kept.append(segment)
                 continue
             segment.records = remaining

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,7 +37,7 @@ class SimulatedCollector(Collector):
 
     kind = "simulated"
 
-    def __init__(self, config: AgentConfig, state: dict[str, Any], clock: Any) -> None:
+    def __init__(self, config: AgentConfig, state: dict[str, Any], clock: Callable[[], datetime]) -> None:
         super().__init__(config, state, clock)
         settings = config.simulated
         # Not security-sensitive: a seeded generator so that a demo run looks the same every time.

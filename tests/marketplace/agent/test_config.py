@@ -128,3 +128,12 @@ def test_mistakes_are_one_clear_line_naming_the_file(tmp_path, text, environ, me
 def test_a_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_the_example_file_shipped_with_the_agent_is_valid():
+    example = Path(__file__).resolve().parents[3] / "marketplace" / "agent" / "agent.example.toml"
+
+    config = load_config(example, environ={})
+
+    assert (config.collector, config.name, config.interval) == ("nvidia-smi", "node3", 60)
+    assert config.slurm.release_command == ("sacctmgr", "-i", "delete", "account", "{account}")
