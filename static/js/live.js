@@ -1,11 +1,19 @@
-/* Live booking updates over the WebSocket /ws/events/. The server sends each organization only its own events
-   (marketplace.consumers); on "booking.status" this script relabels the status badges of that booking and asks
-   the regions marked data-live-reload to reload through htmx (optionally only for one booking:
-   data-live-booking="<id>"). Reconnects with a growing delay unless the server refused the person outright. */
+/* Live updates over the WebSocket /ws/events/. The server sends each organization only its own events
+   (marketplace.consumers). Every event is re-dispatched on the document as a DOM event named "live:<event>"
+   (e.g. "live:usage.recorded", with the event as `detail`) for page scripts such as usage.js to follow.
+
+   Besides that, two things happen here:
+   - on "booking.status" the status badges of that booking are relabelled;
+   - regions marked data-live-reload reload through htmx when an event they name arrives: the attribute holds
+     event names separated by spaces (empty means "booking.status"), and htmx is sent the name with dots as dashes
+     ("allocation.state" → hx-trigger="allocation-state"). data-live-booking="<id>" limits a region to one booking.
+
+   Reconnects with a growing delay unless the server refused the person outright. */
 (function () {
   "use strict";
 
   var REFUSED = { 4401: true, 4403: true };
+  var DEFAULT_RELOAD = "booking.status";
   var delay = 1000;
 
   function statusLabels() {
@@ -34,16 +42,28 @@
     });
   }
 
+  function reloadsOn(region) {
+    var names = (region.getAttribute("data-live-reload") || "").trim();
+    return (names || DEFAULT_RELOAD).split(/\s+/);
+  }
+
   function reload(event) {
     if (typeof window.htmx === "undefined") {
       return;
     }
     document.querySelectorAll("[data-live-reload]").forEach(function (region) {
+      if (reloadsOn(region).indexOf(event.event) === -1) {
+        return;
+      }
       var only = region.getAttribute("data-live-booking");
       if (!only || only === event.booking) {
-        window.htmx.trigger(region, "booking-status", event);
+        window.htmx.trigger(region, event.event.replace(/\./g, "-"), event);
       }
     });
+  }
+
+  function dispatch(event) {
+    document.dispatchEvent(new CustomEvent("live:" + event.event, { detail: event }));
   }
 
   function connect() {
@@ -60,10 +80,14 @@
       } catch (error) {
         return;
       }
-      if (event && event.event === "booking.status") {
-        relabel(event);
-        reload(event);
+      if (!event || typeof event.event !== "string") {
+        return;
       }
+      if (event.event === "booking.status") {
+        relabel(event);
+      }
+      reload(event);
+      dispatch(event);
     });
     socket.addEventListener("close", function (closing) {
       document.documentElement.setAttribute("data-live", "disconnected");
