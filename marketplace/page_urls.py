@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from marketplace import views_bookings, views_catalog, views_center
+from marketplace import views_agents, views_bookings, views_catalog, views_center
 
 app_name = "market"
 
@@ -27,6 +27,8 @@ urlpatterns = [
     path(
         "center/offerings/<str:external_id>/capacity/", views_center.offering_capacity, name="center_offering_capacity"
     ),
+    path("center/agents/", views_agents.agents, name="center_agents"),
+    path("center/agents/<str:agent_id>/", views_agents.agent_detail, name="center_agent"),
     path("center/bookings/", views_center.incoming_bookings, name="center_bookings"),
     path("center/bookings/<str:booking_id>/approve/", views_center.booking_approve_view, name="center_booking_approve"),
     path("center/bookings/<str:booking_id>/reject/", views_center.booking_reject_view, name="center_booking_reject"),
