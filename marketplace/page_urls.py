@@ -15,6 +15,8 @@ urlpatterns = [
     # Consumers.
     path("bookings/", views_bookings.my_bookings, name="my_bookings"),
     path("bookings/<str:booking_id>/", views_bookings.booking_detail, name="booking_detail"),
+    path("bookings/<str:booking_id>/usage.json", views_bookings.booking_usage_json, name="booking_usage"),
+    path("bookings/<str:booking_id>/access/", views_bookings.booking_access, name="booking_access"),
     path("bookings/<str:booking_id>/cancel/", views_bookings.booking_cancel_confirm, name="booking_cancel"),
     # Centers. External ids are the centers' own keys, as in the inventory API.
     path("center/sites/", views_center.sites, name="center_sites"),

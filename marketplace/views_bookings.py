@@ -1,4 +1,5 @@
-"""A consumer's bookings: the list, one booking's page, and cancelling with the fee shown first.
+"""A consumer's bookings: the list, one booking's page (with its usage so far, a live usage chart and the access
+details the center's agent reported), and cancelling with the fee shown first.
 
 Bookings are always loaded through `selectors.bookings` for the acting organization: another organization's
 booking is a 404, exactly like a missing one.
@@ -6,20 +7,25 @@ booking is a 404, exactly like a missing one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.errors import DomainError
-from accounts.views import scoped_object
+from accounts.views import actor_required, scoped_object
+from billing.selectors.usage import UsageSoFar, bucket_size, usage_series, usage_so_far
 from marketplace.forms import BookingStatusFilterForm, CancelForm
-from marketplace.models import BOOKING_TRANSITIONS, Booking, BookingStatus
+from marketplace.models import BOOKING_TRANSITIONS, Allocation, AllocationState, Booking, BookingStatus
+from marketplace.money import format_money
 from marketplace.selectors.bookings import booking_get_for_consumer, bookings_for_consumer
 from marketplace.services.bookings import booking_cancel, cancellation_fee
 from marketplace.views_support import (
@@ -31,6 +37,9 @@ from marketplace.views_support import (
 )
 
 BOOKINGS_PAGE_SIZE = 25
+HOURS_SHOWN = Decimal("0.0001")  # device-hours on pages and in live events: 4 decimals
+# Bookings the center's agent must provision: until it reports, their allocation is waiting for the center.
+PROVISIONED_STATUSES = frozenset({BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
 
 
 def is_cancellable(booking: Booking) -> bool:
@@ -56,6 +65,107 @@ def my_bookings(request: HttpRequest) -> HttpResponse:
     return vary_on_htmx(render(request, template, context))
 
 
+# --- usage and access, as the booking page shows them ------------------------------------------------------
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def hours_shown(value: Decimal) -> str:
+    # Quantized like the live `usage.recorded` event, so the figure does not change when an event replaces it.
+    return str(value.quantize(HOURS_SHOWN))
+
+
+def usage_figures(usage: UsageSoFar) -> dict[str, Any]:
+    """Usage so far as the page and its live updates show it: strings, never floats (money is exact)."""
+    return {
+        "records": usage.records,
+        "device_hours": hours_shown(usage.device_hours),
+        "amount": str(usage.amount),
+        "currency": usage.currency,
+        "last_end": _iso(usage.last_end),
+    }
+
+
+def usage_payload(booking: Booking, usage: UsageSoFar | None = None) -> dict[str, Any]:
+    """A scoped booking's usage so far and its usage per time bucket: the chart's data, initial and refetched."""
+    usage = usage or usage_so_far([booking])[booking.pk]
+    return {
+        "booking": str(booking.pk),
+        **usage_figures(usage),
+        "unit_price": format_money(booking.unit_price, booking.currency),
+        "bucket_seconds": int(bucket_size(booking).total_seconds()),
+        "points": [
+            {
+                "start": _iso(point.start),
+                "device_hours": hours_shown(point.device_hours),
+                "cumulative_device_hours": hours_shown(point.cumulative_device_hours),
+                "utilization": None if point.utilization is None else str(point.utilization),
+            }
+            for point in usage_series(booking)
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class AccessDetail:
+    key: str
+    value: str
+    is_link: bool  # only http(s) URLs become links; anything else an agent sends stays text
+
+
+@dataclass(frozen=True)
+class AccessState:
+    state: str | None  # None: nothing is (or was) to be provisioned for this booking
+    label: str
+    message: str
+    details: list[AccessDetail]
+    at: datetime | None
+
+
+def _detail_text(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    return str(value)
+
+
+def _is_web_link(text: str) -> bool:
+    lowered = text.strip().lower()
+    return lowered.startswith(("http://", "https://")) and not any(character.isspace() for character in text.strip())
+
+
+def access_state(booking: Booking) -> AccessState:
+    """What the center's agent reported for the booking; `pending` until it reports, for a booking to provision."""
+    try:
+        allocation = booking.allocation
+    except Allocation.DoesNotExist:
+        allocation = None
+    if allocation is None:
+        state = AllocationState.PENDING if booking.status in PROVISIONED_STATUSES else None
+        label = AllocationState(state).label if state else ""
+        return AccessState(state=state, label=str(label), message="", details=[], at=None)
+    details = []
+    if allocation.state == AllocationState.PROVISIONED:
+        # jsonb keeps no key order of its own: alphabetical is at least the same order on every visit.
+        for key, value in sorted((allocation.access or {}).items(), key=lambda item: (str(item[0]).lower(), item[0])):
+            text = _detail_text(value)
+            link = isinstance(value, str) and _is_web_link(text)
+            details.append(AccessDetail(key=str(key), value=text, is_link=link))
+    return AccessState(
+        state=allocation.state,
+        label=str(AllocationState(allocation.state).label),
+        message=allocation.message,
+        details=details,
+        at=allocation.updated_at,
+    )
+
+
+# --- one booking ------------------------------------------------------------------------------------------
+
+
 @consumer_required
 @require_GET
 @scoped_object(booking_get_for_consumer, kwarg="booking_id", to="booking")
@@ -69,9 +179,39 @@ def booking_detail(request: HttpRequest, booking: Booking) -> HttpResponse:
         "fee": cancellation_fee(booking, now) if cancellable else None,
         "now": now,
     }
-    partial = wants_partial(request)
-    template = "marketplace/bookings/_detail_body.html" if partial else "marketplace/bookings/detail.html"
-    return vary_on_htmx(render(request, template, context))
+    if wants_partial(request):
+        # The live reload after a status change swaps the header, terms and history only: the usage chart and
+        # the access region beside them keep their own live updates.
+        return vary_on_htmx(render(request, "marketplace/bookings/_detail_body.html", context))
+    usage = usage_so_far([booking])[booking.pk]
+    usage_data = usage_payload(booking, usage)
+    context.update(
+        usage=usage,
+        usage_data=usage_data,
+        bucket_minutes=usage_data["bucket_seconds"] // 60,
+        access=access_state(booking),
+    )
+    return vary_on_htmx(render(request, "marketplace/bookings/detail.html", context))
+
+
+@consumer_required
+@require_GET
+@scoped_object(booking_get_for_consumer, kwarg="booking_id", to="booking")
+def booking_access(request: HttpRequest, booking: Booking) -> HttpResponse:
+    """The access region alone: the booking page reloads it when the center's agent reports."""
+    context = {"booking": booking, "access": access_state(booking)}
+    return render(request, "marketplace/bookings/_access.html", context)
+
+
+# Any organization may ask; only the booking's consumer finds it. A center asking for its own booking's consumer
+# view gets the same 404 as a stranger: this URL never tells whether a booking exists.
+@actor_required
+@require_GET
+@scoped_object(booking_get_for_consumer, kwarg="booking_id", to="booking")
+def booking_usage_json(request: HttpRequest, booking: Booking) -> HttpResponse:
+    response = JsonResponse(usage_payload(booking))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_http_methods(["GET", "POST"])
