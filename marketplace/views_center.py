@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.errors import Conflict, DomainError, NotFound
 from accounts.forms import apply_domain_error
 from accounts.views import scoped_object
+from billing.selectors.usage import usage_so_far
 from marketplace.forms import BookingStatusFilterForm, OfferingForm, RejectForm, SiteForm, offering_service_data
 from marketplace.models import Booking, BookingStatus, Offering, OfferingStatus, Site
 from marketplace.selectors import inventory
@@ -36,6 +37,7 @@ from marketplace.selectors.center import (
 )
 from marketplace.services.bookings import booking_approve, booking_reject
 from marketplace.services.inventory import offering_put, site_put
+from marketplace.views_bookings import access_state, hours_shown
 from marketplace.views_support import (
     can_manage_inventory,
     center_required,
@@ -245,9 +247,14 @@ def offering_capacity(request: HttpRequest, offering: Offering) -> HttpResponse:
 def incoming_bookings(request: HttpRequest) -> HttpResponse:
     form = BookingStatusFilterForm(request.GET)
     status = (form.cleaned_data["status"] or None) if form.is_valid() else None
-    page = Paginator(bookings_for_center(request.actor, status=status), BOOKINGS_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    bookings = bookings_for_center(request.actor, status=status).select_related("allocation")
+    page = Paginator(bookings, BOOKINGS_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    usage = usage_so_far(page.object_list)  # one query for the whole page
+    for booking in page.object_list:
+        booking.metered_records = usage[booking.pk].records
+        booking.metered_hours = hours_shown(usage[booking.pk].device_hours)
+        booking.access_view = access_state(booking)
     context = {
         "form": form,
         "page": page,
