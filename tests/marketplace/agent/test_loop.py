@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from marketplace.agent import Agent, run
-from marketplace.agent.config import NvidiaSmiConfig
+from marketplace.agent.config import NvidiaSmiConfig, SlurmConfig
 from marketplace.agent.runner import backoff_delay
 from tests.marketplace.agent.conftest import SAMPLES, fake_command
 from tests.marketplace.agent.fake_center import Fault
@@ -332,6 +332,23 @@ def test_junk_from_nvidia_smi_never_stops_the_loop(fake_center, make_config, clo
     assert fixed.ok and not fixed.collector_errors
     assert sum(device["healthy"] for device in fake_center.heartbeats[2]["devices"]) == 7
     assert any(message.startswith("[node3] devices unreadable: nvidia-smi") for message in caplog.messages)
+
+
+def test_a_broken_sacct_never_stops_the_loop(fake_center, make_config, booking, clock, tmp_path, caplog):
+    command = fake_command(tmp_path, b"\x7fELF\x02\x01\x01\x00\x00junk", name="sacct")
+    config = make_config(collector="slurm", slurm=SlurmConfig(sacct_command=command, partition="h100"))
+
+    with Agent(config, clock=clock) as agent:
+        result = agent.run_once()
+
+    assert result.ok and result.provisioned == [booking]
+    assert result.collector_errors == ["sacct line 1: output is not text (NUL byte)"]
+    assert fake_center.heartbeats[0]["devices"] == []
+    assert fake_center.bookings[booking].access == {
+        "slurm_account": "bk-" + booking.replace("-", "")[:6],
+        "partition": "h100",
+    }
+    assert "[node3] usage collection failed: sacct line 1: output is not text (NUL byte)" in caplog.messages
 
 
 def test_a_wrong_token_is_a_failed_iteration_that_says_why(fake_center, agent_factory, caplog):
