@@ -42,15 +42,15 @@ system-deps: ## Install Debian packages the suite needs (Chromium for browser te
 migrate: $(STAMP) ## Apply database migrations
 	$(BIN)/python manage.py migrate --noinput
 
-run: $(STAMP) migrate ## Migrate, load demo data and serve http://127.0.0.1:8000 (with worker and beat when REDIS_URL is set)
-	$(BIN)/python manage.py seed_demo
+run: $(STAMP) migrate ## Migrate, load demo data and serve http://127.0.0.1:8000 with simulated center agents (and worker and beat when REDIS_URL is set)
 	@mkdir -p .data
+	$(BIN)/python manage.py seed_demo --agents-dir .data/agents
 	@if [ -n "$$REDIS_URL" ]; then \
-	  echo "REDIS_URL set: starting web, Celery worker and beat"; \
-	  HOST=$(HOST) PORT=$(PORT) exec $(BIN)/honcho -f Procfile start; \
+	  echo "REDIS_URL set: starting web, simulated agents, Celery worker and beat"; \
+	  HOST=$(HOST) WEB_PORT=$(PORT) exec $(BIN)/honcho -f Procfile start; \
 	else \
-	  echo "Serving on http://$(HOST):$(PORT) (embedded PostgreSQL; tasks run in-process; in-memory channel layer)"; \
-	  exec $(BIN)/daphne -b $(HOST) -p $(PORT) marketplace.asgi:application; \
+	  echo "Serving on http://$(HOST):$(PORT) with simulated agents (embedded PostgreSQL; tasks run in-process; in-memory channel layer)"; \
+	  HOST=$(HOST) WEB_PORT=$(PORT) exec $(BIN)/honcho -f Procfile start web agents; \
 	fi
 
 test: install ## Run the whole suite (embedded PostgreSQL, or DATABASE_URL / REDIS_URL when set)

@@ -10,17 +10,21 @@ gCO2e/kWh, green power shares 10-80 %, and CNY prices per device-hour in line wi
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.actor import ALL_SCOPES, ROLE_SCOPES, Actor
-from accounts.models import CONSUMER_KINDS, Membership, Organization, OrganizationKind, Role
-from marketplace.models import Booking, BookingStatus, Offering, OfferingStatus, Site
+from accounts.models import CONSUMER_KINDS, ApiToken, Membership, Organization, OrganizationKind, Role, Scope
+from accounts.secrets import hash_secret
+from accounts.services import api_token_issue
+from marketplace.models import HOLDING_STATUSES, Booking, BookingStatus, Offering, OfferingStatus, Site
 from marketplace.services.bookings import booking_create, booking_transition
 from marketplace.services.inventory import offering_put, site_put
 
@@ -271,6 +275,14 @@ def seed_market(*, now: datetime | None = None) -> dict[str, int]:
     return created
 
 
+def _has_current_booking(consumer: Organization, offering: Offering, now: datetime) -> bool:
+    # A demo seeded days ago has let its bookings run out: seed_demo then books again, so that the demo always
+    # has a running booking for the simulated agents to meter and an upcoming one.
+    return Booking.objects.filter(
+        consumer=consumer, offering=offering, status__in=HOLDING_STATUSES, end__gt=now
+    ).exists()
+
+
 def _seed_bookings(centers: dict[str, Organization], now: datetime) -> int:
     consumer = _consumer()
     if consumer is None:
@@ -281,7 +293,7 @@ def _seed_bookings(centers: dict[str, Organization], now: datetime) -> int:
     for spec in BOOKINGS:
         center = by_key.get(spec.offering)
         offering = Offering.objects.filter(center=center, external_id=spec.offering).first() if center else None
-        if offering is None or Booking.objects.filter(consumer=consumer, offering=offering).exists():
+        if offering is None or _has_current_booking(consumer, offering, now):
             continue
         if spec.active:
             start = now.replace(second=0, microsecond=0)
@@ -301,3 +313,65 @@ def _seed_bookings(centers: dict[str, Organization], now: datetime) -> int:
             )
         made += 1
     return made
+
+
+# --- simulated agents --------------------------------------------------------------------------------------------
+
+AGENT_TOKEN_NAME = "Demo simulated agent"  # noqa: S105 (a label, not a secret)
+
+
+def _agent_config(center: Organization, token: str) -> str:
+    devices = sum(Offering.objects.filter(center=center).values_list("devices", flat=True)) or 8
+    return (
+        f"# The demo's simulated agent of {center.name}, written by seed_demo. `make run` starts it; the server\n"
+        "# URL comes from AGENT_SERVER_URL.\n"
+        'server_url = "http://127.0.0.1:8000"\n'
+        f'token = "{token}"\n'
+        f'name = "{center.slug}-sim"\n'
+        'collector = "simulated"\n'
+        "interval = 10\n"
+        f'state_dir = "state/{center.slug}"\n'
+        "\n[simulated]\n"
+        f"devices = {min(max(devices, 8), 64)}\n"
+        "backfill_hours = 2\n"
+        "slot_minutes = 1\n"
+    )
+
+
+def _token_in(path: Path) -> str | None:
+    try:
+        with path.open("rb") as file:
+            token = tomllib.load(file).get("token")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return token if isinstance(token, str) else None
+
+
+def seed_agents(*, directory: Path) -> list[Path]:
+    """Write one simulated agent configuration per demo center into `directory`, each with an `agent`-scoped
+    token. A file whose token still works is kept as it is; otherwise a new token is issued and the file
+    rewritten (tokens are stored hashed, so a lost file cannot be recovered, only replaced)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for center in _centers().values():
+        path = directory / f"{center.slug}.toml"
+        token = _token_in(path)
+        usable = (
+            token is not None
+            and ApiToken.objects.filter(
+                organization=center,
+                token_hash=hash_secret(token),
+                revoked_at__isnull=True,
+                scopes__contains=[Scope.AGENT],
+            ).exists()
+        )
+        if not usable:
+            # One live demo agent token per center: the one a lost or broken file held is revoked, not left behind.
+            ApiToken.objects.filter(organization=center, name=AGENT_TOKEN_NAME, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
+            issued = api_token_issue(organization=center, name=AGENT_TOKEN_NAME, scopes=[Scope.AGENT])
+            path.write_text(_agent_config(center, issued.secret), encoding="utf-8")
+            path.chmod(0o600)
+        paths.append(path)
+    return paths

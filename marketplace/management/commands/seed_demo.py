@@ -6,6 +6,7 @@ in the market app because it runs the steps of every layer below it (accounts, t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.db import transaction
 
 from accounts.demo import STEPS as ACCOUNT_STEPS
 from accounts.demo import DemoSeed, Step, login_table
-from marketplace.demo import seed_market
+from marketplace.demo import seed_agents, seed_market
 
 
 def seed_market_step(seed: DemoSeed) -> None:
@@ -29,6 +30,14 @@ STEPS: list[Step] = [*ACCOUNT_STEPS, seed_market_step]
 class Command(BaseCommand):
     help = "Seed a demo network with one login per role. Safe to run again; refused in production."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--agents-dir",
+            type=Path,
+            help="Also write a simulated agent configuration per demo center here (each with an agent token); "
+            "`make run` starts them.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.PRODUCTION:
             raise CommandError("seed_demo writes well-known demo logins and is refused when DJANGO_ENV=production.")
@@ -36,6 +45,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             for step in STEPS:
                 step(seed)
+        if options.get("agents_dir"):
+            paths = seed_agents(directory=options["agents_dir"])
+            self.stderr.write(f"Simulated agents: {len(paths)} configurations in {options['agents_dir']}.")
         summary = ", ".join(f"{n} {what}" for what, n in seed.created.items()) or "nothing new"
         self.stderr.write(f"Demo data ready ({summary}).")
         self.stdout.write(login_table(seed.logins))
