@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from marketplace.agent.version import VERSION
 
@@ -82,10 +82,11 @@ class CenterClient:
     def heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", "agent/heartbeat", payload)
 
-    def allocations(self) -> list[dict[str, Any]]:
-        """Every page of `GET agent/allocations`, following `next` until it is null."""
+    def allocations(self, agent: str | None = None) -> list[dict[str, Any]]:
+        """Every page of `GET agent/allocations`, following `next` until it is null. With `agent`, the server
+        leaves out bookings another agent of the center has provisioned."""
         items: list[dict[str, Any]] = []
-        url: str | None = self._url("agent/allocations")
+        url: str | None = self._url("agent/allocations" + (f"?{urlencode({'agent': agent})}" if agent else ""))
         pages = 0
         while url:
             pages += 1

@@ -355,7 +355,7 @@ class Agent:
     # -- allocations -----------------------------------------------------------------------------------------
 
     def _sync_allocations(self, now: datetime, result: IterationResult) -> None:
-        items = self.client.allocations()
+        items = self.client.allocations(self.config.name)
         for item in items:
             if self._stopping():
                 return

@@ -10,12 +10,13 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api_support import paginated_response, paginated_schema
+from accounts.errors import InvalidInput
 from accounts.models import OrganizationKind, Scope
 from accounts.schema import error_responses
 from marketplace.api.bookings import UtcDateTimeField
@@ -105,7 +106,10 @@ class AllocationItemSerializer(serializers.Serializer):
     offering = serializers.CharField(source="offering.external_id", help_text="The offering's external id.")
     devices = serializers.IntegerField()
     start = UtcDateTimeField()
-    end = UtcDateTimeField()
+    end = serializers.SerializerMethodField(
+        help_text="When the devices are to be released: the booking's end, or its cancellation time when cancelled "
+        "earlier."
+    )
     status = serializers.CharField(help_text="The booking's status.")
     consumer = serializers.CharField(source="consumer.slug")
     action = serializers.ChoiceField(
@@ -123,6 +127,12 @@ class AllocationItemSerializer(serializers.Serializer):
         if allocation is None:
             return {"state": AllocationState.PENDING, "access": {}, "message": ""}
         return {"state": allocation.state, "access": allocation.access, "message": allocation.message}
+
+    def get_end(self, booking: Booking) -> str:
+        end = booking.end
+        if booking.cancelled_at is not None and booking.cancelled_at < end:
+            end = max(booking.cancelled_at, booking.start)
+        return UtcDateTimeField().to_representation(end)
 
     def get_slurm_account(self, booking: Booking) -> str:
         return f"bk-{booking.pk.hex[:6]}"
@@ -210,11 +220,22 @@ class AllocationListView(AgentView):
     @extend_schema(
         operation_id="agent_allocation_list",
         summary="The center's bookings to provision or release, soonest first",
+        parameters=[
+            OpenApiParameter(
+                "agent",
+                str,
+                required=False,
+                description="The asking agent's name: bookings another agent of the center took are left out.",
+            )
+        ],
         responses={200: paginated_schema(AllocationItemSerializer), **error_responses(401, 403)},
         tags=["agents"],
     )
     def get(self, request):
-        queryset = allocations_for_center(request.auth, now=timezone.now())
+        agent = request.query_params.get("agent") or None
+        if agent is not None and len(agent) > 100:
+            raise InvalidInput(_("agent must be the agent's name."), errors={"agent": [_("At most 100 characters.")]})
+        queryset = allocations_for_center(request.auth, now=timezone.now(), agent_name=agent)
         return paginated_response(self, request, queryset, AllocationItemSerializer)
 
 

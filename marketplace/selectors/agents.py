@@ -28,21 +28,26 @@ def allocation_action(booking: Booking, now: datetime) -> str:
     return PROVISION if booking.status in _RUNNING and booking.end > now else RELEASE
 
 
-def allocations_for_center(actor: Actor, *, now: datetime) -> QuerySet[Booking]:
+def allocations_for_center(actor: Actor, *, now: datetime, agent_name: str | None = None) -> QuerySet[Booking]:
     """The bookings the center's agents must act on, soonest first, each annotated with `action`:
 
     - `provision`: confirmed or active, starting within the provisioning lead time and not yet ended (listed
       whether or not it is provisioned already: the feed is the desired state, so an agent that lost its local
       state can rebuild it);
     - `release`: provisioned, but ended, cancelled or otherwise no longer running.
+
+    With `agent_name`, bookings another agent of the center has taken (by reporting on them) are left out, so
+    that a center running one agent per node provisions and meters each booking once.
     """
     lead = now + timedelta(minutes=settings.AGENT_PROVISION_LEAD_MINUTES)
     should_run = Q(status__in=_RUNNING, start__lte=lead, end__gt=now)
     over = ~Q(status__in=_RUNNING) | Q(end__lte=now)
     provisioned = Q(allocation__state=AllocationState.PROVISIONED)
+    bookings = Booking.objects.filter(offering__center=actor.organization)
+    if agent_name:
+        bookings = bookings.filter(Q(allocation__agent__isnull=True) | Q(allocation__agent__name=agent_name))
     return (
-        Booking.objects.filter(offering__center=actor.organization)
-        .filter((should_run & ~Q(allocation__state=AllocationState.RELEASED)) | (provisioned & over))
+        bookings.filter((should_run & ~Q(allocation__state=AllocationState.RELEASED)) | (provisioned & over))
         .select_related("offering", "consumer", "allocation")
         .annotate(
             action=Case(When(should_run, then=Value(PROVISION)), default=Value(RELEASE), output_field=CharField())

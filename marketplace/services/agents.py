@@ -130,7 +130,7 @@ def allocation_report(
         )
         if booking is None:
             raise NotFound(_("No such booking."))
-        allocation = Allocation.objects.filter(booking=booking).first()
+        allocation = Allocation.objects.select_related("agent").filter(booking=booking).first()
         if allocation is not None:
             allocation.booking = booking
         current = allocation.state if allocation else AllocationState.PENDING
@@ -146,6 +146,18 @@ def allocation_report(
             raise Conflict(
                 _("Booking %(booking)s is %(status)s or has ended: there is nothing to provision.")
                 % {"booking": booking.pk, "status": BookingStatus(booking.status).label},
+                code="invalid_state",
+            )
+        if (
+            agent_name
+            and allocation is not None
+            and allocation.agent is not None
+            and allocation.agent.name != agent_name
+            and current == AllocationState.PROVISIONED
+        ):
+            raise Conflict(
+                _("Agent %(agent)s provisioned this booking; only it can report on it.")
+                % {"agent": allocation.agent.name},
                 code="invalid_state",
             )
         existing = allocation is not None

@@ -405,3 +405,33 @@ def test_a_report_for_a_malformed_booking_id_is_a_404(agent):
     response = agent.post("/api/v1/agent/allocations/not-a-booking", {"state": "released"}, format="json")
 
     assert response.status_code == 404
+
+
+def test_a_booking_one_agent_took_is_left_out_of_another_agents_feed(agent, center):
+    taken = booking_of(center)
+    free = booking_of(center, offering=taken.offering, hours_from_now=-0.5)
+    heartbeat(agent, name="node1")
+    report(agent, taken, "provisioned", access={"host": "node1"}, agent="node1")
+
+    node1 = [item["id"] for item in agent.get("/api/v1/agent/allocations?agent=node1").json()["results"]]
+    node2 = [item["id"] for item in agent.get("/api/v1/agent/allocations?agent=node2").json()["results"]]
+    everyone = [item["id"] for item in feed(agent)]
+
+    assert node1 == everyone == [str(taken.pk), str(free.pk)]
+    assert node2 == [str(free.pk)]
+    refused = report(agent, taken, "released", agent="node2")
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "detail": "Agent node1 provisioned this booking; only it can report on it.",
+        "code": "invalid_state",
+    }
+    assert Allocation.objects.get(booking=taken).state == AllocationState.PROVISIONED
+
+
+def test_a_cancelled_booking_is_released_at_its_cancellation_time(agent, center):
+    booking = booking_of(center, status=BookingStatus.CANCELLED, cancelled_at=NOW - timedelta(minutes=20))
+    Allocation.objects.create(booking=booking, state=AllocationState.PROVISIONED, updated_at=NOW)
+
+    (item,) = feed(agent)
+
+    assert (item["action"], item["start"], item["end"]) == ("release", "2026-11-03T11:00:00Z", "2026-11-03T11:40:00Z")
