@@ -313,7 +313,15 @@ def test_detail_shows_usage_so_far_and_the_cancellation_fee(consumer_client, ent
 
     body = consumer_client.get(f"/api/v1/bookings/{booking.pk}").json()
 
-    assert body["usage"] == {"device_hours": "0", "amount": "0.00", "currency": "CNY"}
+    assert body["usage"] == {
+        "device_hours": "0.0000",
+        "device_seconds": "0",
+        "amount": "0.00",
+        "currency": "CNY",
+        "records": 0,
+        "last_end": None,
+    }
+    assert body["allocation"] == {"state": "pending", "access": {}, "message": ""}
     # Inside the 24 h notice: the commitment on the booked hours, 0.5 × 8 × 4 × 12.50 = 200.00.
     assert body["cancellation_fee"] == "200.00"
 
