@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from marketplace.models import AcceleratorModel, Booking, BookingEvent, Offering, Site
+from marketplace.models import AcceleratorModel, Agent, Allocation, Booking, BookingEvent, Offering, Site
 
 
 class ReadOnlyAdminMixin:
@@ -83,3 +83,17 @@ class BookingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("consumer", "offering", "offering__center")
     date_hierarchy = "start"
     inlines = [BookingEventInline]
+
+
+@admin.register(Agent)
+class AgentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("name", "center", "version", "hostname", "last_seen_at")
+    list_select_related = ("center",)
+    search_fields = ("name", "hostname", "center__name")
+
+
+@admin.register(Allocation)
+class AllocationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("booking", "state", "agent", "updated_at")
+    list_filter = ("state",)
+    list_select_related = ("booking", "agent")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -72,3 +73,43 @@ def test_inventory_and_bookings_are_read_only_in_the_admin(staff_client):
     assert refused.status_code == 403
     assert Offering.objects.get(pk=offering.pk).devices == 64
     assert staff_client.get("/admin/marketplace/offering/add/").status_code == 403
+
+
+def test_agents_allocations_and_usage_are_read_only_in_the_admin(staff_client):
+    from accounts.actor import Actor
+    from accounts.models import Scope
+    from billing.models import UsageRecord
+    from billing.services.usage import usage_ingest
+    from marketplace.models import Agent, Allocation, AllocationState
+
+    booking = BookingFactory(status=BookingStatus.ACTIVE)
+    now = booking.start + timedelta(hours=1)
+    center = booking.offering.center
+    agent = Agent.objects.create(center=center, name="node1", first_seen_at=now, last_seen_at=now)
+    Allocation.objects.create(booking=booking, agent=agent, state=AllocationState.PROVISIONED, updated_at=now)
+    usage_ingest(
+        actor=Actor(organization=center, scopes=frozenset({Scope.AGENT})),
+        records=[
+            {
+                "id": "r1",
+                "booking": str(booking.pk),
+                "start": booking.start.isoformat(),
+                "end": (booking.start + timedelta(minutes=5)).isoformat(),
+                "devices": 8,
+            }
+        ],
+        now=now,
+    )
+    record = UsageRecord.objects.get()
+
+    pages = [
+        "/admin/marketplace/agent/",
+        f"/admin/marketplace/agent/{agent.pk}/change/",
+        "/admin/marketplace/allocation/",
+        "/admin/billing/usagerecord/",
+        f"/admin/billing/usagerecord/{record.pk}/change/",
+        "/admin/billing/bookingusage/",
+    ]
+    assert [staff_client.get(page).status_code for page in pages] == [200] * len(pages)
+    assert staff_client.post(f"/admin/billing/usagerecord/{record.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert UsageRecord.objects.count() == 1
