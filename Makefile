@@ -71,6 +71,12 @@ messages: $(STAMP) ## Update and compile the Simplified Chinese catalog
 	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=.data --ignore=static --ignore=tests
 	$(BIN)/python manage.py compilemessages -l zh_Hans --ignore=.venv --ignore=.data
 
+SCALE ?= default
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks on real PostgreSQL and a real server: one JSON line per scenario on stdout (SCALE=small: quick)
+	@$(BIN)/python -m tests.bench --scale $(SCALE) $(BENCH_ARGS)
+
 check-deploy: $(STAMP) ## System checks in production mode (must print no warnings)
 	DJANGO_ENV=production SECRET_KEY=$$(openssl rand -hex 40) ALLOWED_HOSTS=compute.example.org \
 	  DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/computenet} \
