@@ -115,6 +115,7 @@
     chart.data.labels = data.labels;
     chart.data.datasets[0].data = data.utilization;
     chart.data.datasets[1].data = data.cumulative;
+    chart.data.datasets[1].pointRadius = data.cumulative.length > 12 ? 0 : 3;
     chart.update("none");
     canvas.setAttribute("data-points", String(data.labels.length));
   }
@@ -153,7 +154,8 @@
             data: data.cumulative,
             borderColor: line,
             backgroundColor: line,
-            pointRadius: 0,
+            // Points only while there are few: a single bucket would otherwise draw nothing at all.
+            pointRadius: data.cumulative.length > 12 ? 0 : 3,
             tension: 0.1,
             yAxisID: "hours",
             order: 1
