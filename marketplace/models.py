@@ -292,9 +292,7 @@ class AllocationState(models.TextChoices):
 # What an agent may report after each state. Reporting the current state again is allowed (a retry, or
 # refreshed access details); a released allocation is final.
 ALLOCATION_TRANSITIONS: dict[str, frozenset[str]] = {
-    AllocationState.PENDING: frozenset(
-        {AllocationState.PROVISIONED, AllocationState.FAILED, AllocationState.RELEASED}
-    ),
+    AllocationState.PENDING: frozenset({AllocationState.PROVISIONED, AllocationState.FAILED, AllocationState.RELEASED}),
     AllocationState.PROVISIONED: frozenset(
         {AllocationState.PROVISIONED, AllocationState.RELEASED, AllocationState.FAILED}
     ),
