@@ -333,6 +333,9 @@ def cpu_seconds(bench: Bench, server_pid: int | None = None) -> Iterator[CpuSeco
     before = _cpu_snapshot(server_pid, postmaster)
     usage = CpuSeconds()
     yield usage
+    # Backends of connections closed at the end of the block may still be exiting: counted neither as live nor as
+    # reaped by the postmaster until it has waited for them.
+    time.sleep(0.5)
     after = _cpu_snapshot(server_pid, postmaster)
     for part in CPU_PARTS:
         if after[part] is not None and before[part] is not None:
@@ -428,8 +431,30 @@ def describe_environment(url: str) -> dict[str, Any]:
             ).fetchall()
         )
     return {
+        "commit": _commit(),
         "cpus": os.cpu_count(),
         "postgres": version,
         "postgres_settings": settings,
         "python": sys.version.split()[0],
     }
+
+
+def _commit() -> str | None:
+    """The code measured: the commit, with "+changes" when the working tree differs from it."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        head = subprocess.run(  # noqa: S603 (git from PATH, fixed arguments)
+            [git, "rev-parse", "--short", "HEAD"], cwd=BASE_DIR, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(  # noqa: S603 (git from PATH, fixed arguments)
+            [git, "status", "--porcelain", "--untracked-files=no"],
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}+changes" if dirty else head
