@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -59,6 +61,9 @@ class BookingUsage(models.Model):
     device_seconds = models.DecimalField(max_digits=24, decimal_places=6, default=0)
     first_start = models.DateTimeField(null=True, blank=True)
     last_end = models.DateTimeField(null=True, blank=True)
+    # The longest record's duration: a record overlapping [low, high) starts after low − longest, which turns the
+    # overlap check into an index range scan instead of a read of the booking's whole history.
+    longest = models.DurationField(default=timedelta(0))
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:

@@ -172,6 +172,8 @@ def test_amount_so_far_rounds_once_half_up_from_exact_device_hours(agent, center
         ({"booking": 42}, "invalid", "booking must be a booking id (a UUID string)."),
         ({"id": ""}, "invalid", "id must be a non-empty string."),
         ({"id": "x" * 201}, "invalid", "id is longer than 200 characters."),
+        ({"id": "node1\x00a"}, "invalid", "id must not contain control characters."),
+        ({"id": "node1\na"}, "invalid", "id must not contain control characters."),
     ],
 )
 def test_each_rejection_code_says_why_and_stores_nothing(agent, booking, change, code, detail):
@@ -516,3 +518,15 @@ def test_ingestion_runs_a_fixed_number_of_queries_whatever_the_batch_size(
         upload(agent, large)
 
     assert len(large_queries.captured_queries) == len(small_queries.captured_queries)
+
+
+def test_record_ids_are_stored_exactly_whatever_characters_they_hold(agent, booking):
+    ids = ['node "1", {a}', "back\\slash\\", "with space", "节点-三", "NULL", "'quoted'"]
+    batch = [record(booking, 5 * i, id=record_id) for i, record_id in enumerate(ids)]
+
+    first = upload(agent, batch).json()
+    again = upload(agent, batch).json()
+
+    assert first == {"accepted": len(ids), "duplicates": 0, "rejected": []}
+    assert again == {"accepted": 0, "duplicates": len(ids), "rejected": []}
+    assert sorted(UsageRecord.objects.values_list("record_id", flat=True)) == sorted(ids)
