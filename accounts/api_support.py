@@ -8,12 +8,14 @@ import logging
 from functools import wraps
 from typing import Any
 
+import orjson
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, status
+from rest_framework import exceptions, parsers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -100,6 +102,19 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 
 
 # --- lists and limits -----------------------------------------------------------------------------------------
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser with orjson underneath: several times faster on large bodies (usage batches of thousands
+    of records), and as strict (no NaN or Infinity). Malformed JSON is a ParseError, hence `malformed_json`.
+    Subclassing DRF's keeps its handling of the body (read through `request.body`, which enforces
+    DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return orjson.loads(stream.read() if stream is not None else b"")
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(_("JSON parse error: %(error)s") % {"error": exc}) from None
 
 
 class DefaultPagination(PageNumberPagination):
