@@ -96,6 +96,8 @@ class Candidate:
     energy_kwh: Decimal | None
     device_seconds: Decimal
     payload_hash: str
+    start_text: str  # isoformat() in UTC, computed once for the hash and the insert
+    end_text: str
 
 
 @dataclass(slots=True)
@@ -150,7 +152,8 @@ def _timestamp(value: Any, name: str) -> datetime:
 def _decimal(value: Any, name: str, *, low: Decimal, high: Decimal, places: Decimal) -> Decimal | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal | float):
+    kind = value.__class__
+    if kind is not str and kind is not int and kind is not float and kind is not Decimal:
         raise _Bad(_('%(field)s must be a decimal string such as "0.83".') % {"field": name})
     try:
         return _bounded_decimal(value, low, high, places)
@@ -181,15 +184,15 @@ def _booking_key(value: str) -> tuple[uuid.UUID, str]:
 
 def payload_hash(
     booking_id: uuid.UUID | str,
-    start: datetime,
-    end: datetime,
+    start: str,
+    end: str,
     devices: int,
     utilization: Decimal | None,
     energy_kwh: Decimal | None,
 ) -> str:
     """A fingerprint of what a record says, as stored: equal payloads hash equal whatever their JSON spelling
-    ("0.83" or 0.830, "Z" or "+00:00")."""
-    canonical = f"{booking_id}|{start.isoformat()}|{end.isoformat()}|{devices}|{utilization}|{energy_kwh}"
+    ("0.83" or 0.830, "Z" or "+00:00"). `start` and `end` are the UTC instants' isoformat()."""
+    canonical = f"{booking_id}|{start}|{end}|{devices}|{utilization}|{energy_kwh}"
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -216,7 +219,7 @@ def parse_record(index: int, raw: Any) -> Candidate | Rejection:
         start = _timestamp(raw.get("start"), "start")
         end = _timestamp(raw.get("end"), "end")
         devices = raw.get("devices")
-        if isinstance(devices, bool) or not isinstance(devices, int):
+        if devices.__class__ is not int:
             raise _Bad(_("devices must be a whole number."))
         if not 1 <= devices <= MAX_DEVICES:
             raise _Bad(_("devices must be between 1 and %(max)s.") % {"max": f"{MAX_DEVICES:,}"})
@@ -233,6 +236,7 @@ def parse_record(index: int, raw: Any) -> Candidate | Rejection:
     delta = end - start
     microseconds = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     device_seconds = (Decimal(devices) * Decimal(microseconds)).scaleb(-6)
+    start_text, end_text = start.isoformat(), end.isoformat()
     return Candidate(
         index=index,
         record_id=record_id,
@@ -243,7 +247,9 @@ def parse_record(index: int, raw: Any) -> Candidate | Rejection:
         utilization=utilization,
         energy_kwh=energy,
         device_seconds=device_seconds,
-        payload_hash=payload_hash(booking_text, start, end, devices, utilization, energy),
+        payload_hash=payload_hash(booking_text, start_text, end_text, devices, utilization, energy),
+        start_text=start_text,
+        end_text=end_text,
     )
 
 
@@ -544,8 +550,8 @@ def _insert(
                 now,
                 _text_array(c.record_id for c in rows),
                 _array(c.booking_id for c in rows),
-                _array(c.start.isoformat() for c in rows),
-                _array(c.end.isoformat() for c in rows),
+                _array(c.start_text for c in rows),
+                _array(c.end_text for c in rows),
                 _array(c.devices for c in rows),
                 _array(c.device_seconds for c in rows),
                 _array(c.utilization for c in rows),

@@ -296,7 +296,12 @@ def _encode(world: World, intervals: int, seed: int) -> list[Batch]:
                         }
                     )
                     digest = payload_hash(
-                        world.bookings[b], moments[k], moments[k + 1], DEVICES, Decimal(utilization), Decimal(energy)
+                        world.bookings[b],
+                        moments[k].isoformat(),
+                        moments[k + 1].isoformat(),
+                        DEVICES,
+                        Decimal(utilization),
+                        Decimal(energy),
                     )
                     lines.append(
                         f"{center}\t{record_id}\t{booking_ids[b]}\t{agent_id}\t{copy_stamps[k]}\t"
