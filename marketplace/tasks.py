@@ -23,6 +23,18 @@ def bookings_advance_task() -> dict[str, int]:
     return {"started": result.started, "completed": result.completed, "expired": result.expired}
 
 
+def _booking_recipients(booking: Booking) -> list[str]:
+    """Who hears about a booking: the consumer's and the center's admins, and the person who booked."""
+    recipients = set(
+        Membership.objects.filter(
+            organization_id__in=[booking.consumer_id, booking.offering.center_id], role__in=ADMIN_ROLES
+        ).values_list("user__email", flat=True)
+    )
+    if booking.created_by is not None:
+        recipients.add(booking.created_by.email)
+    return sorted(recipients)
+
+
 @shared_task(
     name="marketplace.booking_status_email",
     ignore_result=True,
@@ -35,13 +47,7 @@ def booking_status_email(booking_id: str, status: str) -> None:
     booking = Booking.objects.select_related("offering__center", "consumer", "created_by").filter(pk=booking_id).first()
     if booking is None or booking.status != status:
         return  # gone, or moved on already: the next move sends its own mail
-    recipients = set(
-        Membership.objects.filter(
-            organization_id__in=[booking.consumer_id, booking.offering.center_id], role__in=ADMIN_ROLES
-        ).values_list("user__email", flat=True)
-    )
-    if booking.created_by is not None:
-        recipients.add(booking.created_by.email)
+    recipients = _booking_recipients(booking)
     if not recipients:
         return
     with translation.override("en"):
@@ -62,7 +68,7 @@ def booking_status_email(booking_id: str, status: str) -> None:
                 "status": label,
             },
             from_email=None,
-            recipient_list=sorted(recipients),
+            recipient_list=recipients,
         )
 
 
@@ -83,13 +89,7 @@ def allocation_failed_email(booking_id: str) -> None:
     allocation = getattr(booking, "allocation", None) if booking is not None else None
     if allocation is None or allocation.state != AllocationState.FAILED:
         return  # gone, or fixed since: nothing to alert about
-    recipients = set(
-        Membership.objects.filter(
-            organization_id__in=[booking.consumer_id, booking.offering.center_id], role__in=ADMIN_ROLES
-        ).values_list("user__email", flat=True)
-    )
-    if booking.created_by is not None:
-        recipients.add(booking.created_by.email)
+    recipients = _booking_recipients(booking)
     if not recipients:
         return
     with translation.override("en"):
@@ -109,5 +109,5 @@ def allocation_failed_email(booking_id: str) -> None:
                 "message": allocation.message or _("no details"),
             },
             from_email=None,
-            recipient_list=sorted(recipients),
+            recipient_list=recipients,
         )

@@ -351,8 +351,9 @@ def _preload(bench: Bench, world: World, stored: int) -> None:
         conn.execute(f"INSERT INTO bench_usage_copy ({columns}) SELECT {columns} FROM billing_usagerecord")  # noqa: S608 (fixed columns)
         conn.execute(
             """
-            INSERT INTO billing_bookingusage (booking_id, records, device_seconds, first_start, last_end, updated_at)
-            SELECT booking_id, count(*), sum(device_seconds), min(start), max("end"), now()
+            INSERT INTO billing_bookingusage
+                (booking_id, records, device_seconds, first_start, last_end, longest, updated_at)
+            SELECT booking_id, count(*), sum(device_seconds), min(start), max("end"), max("end" - start), now()
             FROM billing_usagerecord GROUP BY booking_id
             """
         )
