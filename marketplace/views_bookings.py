@@ -8,7 +8,7 @@ booking is a 404, exactly like a missing one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,12 +22,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.errors import DomainError
 from accounts.views import actor_required, scoped_object
-from billing.selectors.usage import UsageSoFar, bucket_size, usage_series, usage_so_far
+from billing.selectors.usage import UsageSoFar, bucket_size, hours_shown, usage_series, usage_so_far
 from marketplace.forms import BookingStatusFilterForm, CancelForm
 from marketplace.models import BOOKING_TRANSITIONS, Allocation, AllocationState, Booking, BookingStatus
 from marketplace.money import format_money
 from marketplace.selectors.bookings import booking_get_for_consumer, bookings_for_consumer
 from marketplace.services.bookings import booking_cancel, cancellation_fee
+from marketplace.timestamps import rfc3339
 from marketplace.views_support import (
     booking_write_required,
     can_book,
@@ -37,7 +38,6 @@ from marketplace.views_support import (
 )
 
 BOOKINGS_PAGE_SIZE = 25
-HOURS_SHOWN = Decimal("0.0001")  # device-hours on pages and in live events: 4 decimals
 # Bookings the center's agent must provision: until it reports, their allocation is waiting for the center.
 PROVISIONED_STATUSES = frozenset({BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
 
@@ -68,37 +68,17 @@ def my_bookings(request: HttpRequest) -> HttpResponse:
 # --- usage and access, as the booking page shows them ------------------------------------------------------
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def hours_shown(value: Decimal) -> str:
-    # Quantized like the live `usage.recorded` event, so the figure does not change when an event replaces it.
-    return str(value.quantize(HOURS_SHOWN))
-
-
-def usage_figures(usage: UsageSoFar) -> dict[str, Any]:
-    """Usage so far as the page and its live updates show it: strings, never floats (money is exact)."""
-    return {
-        "records": usage.records,
-        "device_hours": hours_shown(usage.device_hours),
-        "amount": str(usage.amount),
-        "currency": usage.currency,
-        "last_end": _iso(usage.last_end),
-    }
-
-
 def usage_payload(booking: Booking, usage: UsageSoFar | None = None) -> dict[str, Any]:
     """A scoped booking's usage so far and its usage per time bucket: the chart's data, initial and refetched."""
     usage = usage or usage_so_far([booking])[booking.pk]
     return {
         "booking": str(booking.pk),
-        **usage_figures(usage),
+        **usage.figures(),
         "unit_price": format_money(booking.unit_price, booking.currency),
         "bucket_seconds": int(bucket_size(booking).total_seconds()),
         "points": [
             {
-                "start": _iso(point.start),
+                "start": rfc3339(point.start),
                 "device_hours": hours_shown(point.device_hours),
                 "cumulative_device_hours": hours_shown(point.cumulative_device_hours),
                 "utilization": None if point.utilization is None else str(point.utilization),

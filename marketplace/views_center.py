@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.errors import Conflict, DomainError, NotFound
 from accounts.forms import apply_domain_error
 from accounts.views import scoped_object
-from billing.selectors.usage import usage_so_far
+from billing.selectors.usage import hours_shown, usage_so_far
 from marketplace.forms import BookingStatusFilterForm, OfferingForm, RejectForm, SiteForm, offering_service_data
 from marketplace.models import Booking, BookingStatus, Offering, OfferingStatus, Site
 from marketplace.selectors import inventory
@@ -37,7 +37,7 @@ from marketplace.selectors.center import (
 )
 from marketplace.services.bookings import booking_approve, booking_reject
 from marketplace.services.inventory import offering_put, site_put
-from marketplace.views_bookings import access_state, hours_shown
+from marketplace.views_bookings import access_state
 from marketplace.views_support import (
     can_manage_inventory,
     center_required,

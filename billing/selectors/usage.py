@@ -7,14 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 
 from billing.models import BookingUsage
 from billing.rules import device_hours, usage_amount
 from marketplace.models import Booking
+from marketplace.timestamps import rfc3339
 
 ZERO = Decimal(0)
+HOURS_SHOWN = Decimal("0.0001")  # device-hours in the API, on pages and in live events: 4 decimals
 MAX_POINTS = 240
 MIN_BUCKET = timedelta(minutes=5)
 
@@ -35,6 +38,21 @@ class UsageSoFar:
     def amount(self) -> Decimal:
         """Billing rule 2 applied to what is metered so far, at the booking's snapshotted price."""
         return usage_amount(self.device_seconds, self.unit_price, self.currency)
+
+    def figures(self) -> dict[str, Any]:
+        """Usage so far as the booking API, the booking page and its live events show it: strings, never floats."""
+        return {
+            "device_hours": hours_shown(self.device_hours),
+            "device_seconds": format(self.device_seconds.normalize(), "f"),
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "records": self.records,
+            "last_end": rfc3339(self.last_end),
+        }
+
+
+def hours_shown(value: Decimal) -> str:
+    return str(value.quantize(HOURS_SHOWN))
 
 
 def usage_so_far(bookings: Sequence[Booking]) -> dict[uuid.UUID, UsageSoFar]:

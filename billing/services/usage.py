@@ -33,9 +33,10 @@ from django.utils.translation import gettext as _
 
 from accounts.actor import Actor
 from accounts.errors import DomainError
-from billing.rules import usage_amount
+from billing.selectors.usage import UsageSoFar
 from marketplace.models import Agent, BookingStatus
 from marketplace.realtime import send_to_organizations
+from marketplace.timestamps import rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ MAX_DEVICES = 1_000_000
 MAX_ENERGY_KWH = Decimal("1e9")
 UTILIZATION_PLACES = Decimal("0.0001")
 ENERGY_PLACES = Decimal("0.000001")
-HOUR = Decimal(3600)
 
 # The statuses whose window can hold usage. A cancelled booking keeps the part of its window before the
 # cancellation (billing rule 4); a booking that was never confirmed has none.
@@ -478,14 +478,14 @@ def _window_verdict(
             "The record [%(start)s, %(end)s) lies partly outside the booking's window [%(window_start)s, "
             "%(window_end)s)."
         ) % {
-            "start": _iso(candidate.start),
-            "end": _iso(candidate.end),
-            "window_start": _iso(booking.start),
-            "window_end": _iso(usage_end),
+            "start": rfc3339(candidate.start),
+            "end": rfc3339(candidate.end),
+            "window_start": rfc3339(booking.start),
+            "window_end": rfc3339(usage_end),
         }
     if candidate.end > latest:
         return Code.IN_FUTURE, _("The record ends at %(end)s, later than now plus 5 minutes.") % {
-            "end": _iso(candidate.end)
+            "end": rfc3339(candidate.end)
         }
     if candidate.devices > booking.devices:
         return Code.TOO_MANY_DEVICES, _("The record uses %(devices)d devices; the booking has %(booked)d.") % {
@@ -498,10 +498,6 @@ def _window_verdict(
             "With this record the booking's usage would reach %(peak)d devices at once; it has %(booked)d."
         ) % {"peak": peak, "booked": booking.devices}
     return None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _load_occupancy(cursor, candidates: list[Candidate], bookings: dict[uuid.UUID, _Booking]) -> dict:
@@ -628,11 +624,13 @@ def _push_live(stored: list[Candidate], totals: list[tuple], bookings: dict[uuid
             {
                 "event": "usage.recorded",
                 "booking": str(booking_id),
-                "records": records,
-                "device_hours": str((device_seconds / HOUR).quantize(Decimal("0.0001"))),
-                "amount": str(usage_amount(device_seconds, booking.unit_price, booking.currency)),
-                "currency": booking.currency,
-                "last_end": _iso(last_end),
+                **UsageSoFar(
+                    records=records,
+                    device_seconds=device_seconds,
+                    unit_price=booking.unit_price,
+                    currency=booking.currency,
+                    last_end=last_end,
+                ).figures(),
                 "utilization": str((reading[0] / reading[1]).quantize(UTILIZATION_PLACES)) if reading else None,
             },
         )

@@ -23,6 +23,7 @@ from marketplace.api.bookings import UtcDateTimeField
 from marketplace.models import Allocation, AllocationState, Booking
 from marketplace.selectors.agents import allocation_action, allocations_for_center
 from marketplace.services.agents import agent_heartbeat, allocation_report
+from marketplace.timestamps import rfc3339
 
 MAX_DEVICES_PER_HEARTBEAT = 4096
 MAX_ACCESS_KEYS = 32
@@ -210,7 +211,7 @@ class HeartbeatView(AgentView):
                 "agent": agent.name,
                 "id": str(agent.pk),
                 "registered": created,
-                "server_time": now.isoformat().replace("+00:00", "Z"),
+                "server_time": rfc3339(now),
                 "stale_after_seconds": settings.AGENT_STALE_AFTER_SECONDS,
             }
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC
-from decimal import Decimal
 
 from django.urls import path
 from django.utils import timezone
@@ -30,6 +29,7 @@ from marketplace.services.bookings import (
     booking_reject,
     cancellation_fee,
 )
+from marketplace.timestamps import rfc3339
 
 MAX_DEVICES = 1_000_000
 
@@ -42,7 +42,7 @@ class UtcDateTimeField(serializers.DateTimeField):
         return parsed.astimezone(UTC)
 
     def to_representation(self, value):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+        return rfc3339(value)
 
 
 class WindowRequestSerializer(serializers.Serializer):
@@ -141,15 +141,7 @@ class BookingSerializer(serializers.ModelSerializer):
             # One query for the whole page when listing, rather than one per booking.
             page = self.parent.instance if self.parent is not None else [booking]
             known.update(usage_so_far(list(page)))
-        usage = known[booking.pk]
-        return {
-            "device_hours": str(usage.device_hours.quantize(Decimal("0.0001"))),
-            "device_seconds": format(usage.device_seconds.normalize(), "f"),
-            "amount": str(usage.amount),
-            "currency": usage.currency,
-            "records": usage.records,
-            "last_end": usage.last_end.astimezone(UTC).isoformat().replace("+00:00", "Z") if usage.last_end else None,
-        }
+        return known[booking.pk].figures()
 
     @extend_schema_field(BookingAllocationSerializer)
     def get_allocation(self, booking) -> dict:

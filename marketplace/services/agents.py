@@ -24,6 +24,7 @@ from marketplace.models import (
     BookingStatus,
 )
 from marketplace.realtime import send_to_organizations
+from marketplace.timestamps import rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _push_utilization(agent: Agent, facts: list[dict[str, Any]], consumers: dict
                 "booking": booking,
                 "utilization": str((sum(values) / len(values)).quantize(Decimal("0.0001"))),
                 "devices": len(values),
-                "at": now.isoformat().replace("+00:00", "Z"),
+                "at": rfc3339(now),
             },
         )
 

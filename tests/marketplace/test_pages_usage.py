@@ -156,6 +156,7 @@ THREE_RECORDS = (("06:00", "06:30", 8, "0.8000"), ("06:30", "07:00", 4, "0.6000"
 SERIES = {
     "records": 3,
     "device_hours": "8.0000",
+    "device_seconds": "28800",  # 8 × 1,800 + 4 × 1,800 + 8 × 900
     "amount": "100.00",
     "currency": "CNY",
     "last_end": "2026-11-03T07:15:00Z",
@@ -218,6 +219,7 @@ def test_usage_json_of_an_empty_booking(booking, browser):
         "booking": str(booking.pk),
         "records": 0,
         "device_hours": "0.0000",
+        "device_seconds": "0",
         "amount": "0.00",
         "currency": "CNY",
         "last_end": None,
