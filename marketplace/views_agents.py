@@ -17,15 +17,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from accounts.actor import Actor
-from accounts.errors import NotFound
-from accounts.selectors import as_uuid
 from accounts.views import scoped_object
 from marketplace.models import Agent, Booking
-from marketplace.selectors.agents import agent_is_stale, agents_for_center
+from marketplace.selectors.agents import agent_get_for_center, agent_is_stale, agents_for_center
 from marketplace.selectors.bookings import bookings_for_center
 from marketplace.views_support import center_required, vary_on_htmx, wants_partial
 
@@ -107,13 +104,6 @@ def device_rows(actor: Actor, agent: Agent) -> list[DeviceRow]:
         )
         for device in devices
     ]
-
-
-def agent_get_for_center(actor: Actor, agent_id: Any) -> Agent:
-    agent = agents_for_center(actor).filter(pk=as_uuid(agent_id)).first()
-    if agent is None:
-        raise NotFound(_("Not found."))
-    return agent
 
 
 def _page_context(now: datetime) -> dict[str, Any]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Case, CharField, Q, QuerySet, Value, When
+from django.utils.translation import gettext as _
 
 from accounts.actor import Actor
+from accounts.errors import NotFound
+from accounts.selectors import as_uuid
 from marketplace.models import Agent, AllocationState, Booking, BookingStatus
 
 PROVISION = "provision"
@@ -17,6 +21,14 @@ _RUNNING = [BookingStatus.CONFIRMED, BookingStatus.ACTIVE]
 
 def agents_for_center(actor: Actor) -> QuerySet[Agent]:
     return Agent.objects.filter(center=actor.organization).order_by("name")
+
+
+def agent_get_for_center(actor: Actor, agent_id: Any) -> Agent:
+    """One of the center's agents; another center's is a 404, like a missing one."""
+    agent = agents_for_center(actor).filter(pk=as_uuid(agent_id)).first()
+    if agent is None:
+        raise NotFound(_("Not found."))
+    return agent
 
 
 def agent_is_stale(agent: Agent, now: datetime) -> bool:
