@@ -615,6 +615,8 @@ def api_token_revoke(*, actor: Actor, token_id: Any, now: datetime | None = None
 
 def api_token_touch(*, token: ApiToken, now: datetime) -> None:
     """Record use, at most once a minute per token, so busy agents do not turn every request into a write."""
+    if token.last_used_at is not None and token.last_used_at > now - timedelta(minutes=1):
+        return  # the loaded row says it was touched within the minute: no query at all
     ApiToken.objects.filter(pk=token.pk).exclude(last_used_at__gt=now - timedelta(minutes=1)).update(last_used_at=now)
 
 

@@ -9,3 +9,6 @@ class MarketplaceConfig(AppConfig):
         # Tasks queued by the web process must use this project's Celery app (its broker and settings), not
         # Celery's default one.
         import marketplace.celery  # noqa: F401
+        from marketplace.db import install_fork_guard
+
+        install_fork_guard()

@@ -19,18 +19,27 @@ def organization_group(organization_id: Any) -> str:
 
 def send_to_organizations(organization_ids: list[Any], event: dict[str, Any]) -> None:
     """Queue `event` for every connected member of these organizations once the transaction commits."""
+    send_many_to_organizations([(organization_ids, event)])
 
-    def send() -> None:
+
+def send_many_to_organizations(messages: list[tuple[list[Any], dict[str, Any]]]) -> None:
+    """Queue several events, each for its organizations, once the transaction commits: one hop into the channel
+    layer's event loop for all of them (a usage batch tells a dozen bookings at once)."""
+    if not messages:
+        return
+
+    async def send_all() -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        for organization_id in dict.fromkeys(organization_ids):
-            try:
-                async_to_sync(layer.group_send)(organization_group(organization_id), {"type": "org.event", **event})
-            except Exception:  # the change is committed; a lost live update must not turn into an error
-                logger.exception("realtime.send_failed", extra={"event": event.get("event")})
+        for organization_ids, event in messages:
+            for organization_id in dict.fromkeys(organization_ids):
+                try:
+                    await layer.group_send(organization_group(organization_id), {"type": "org.event", **event})
+                except Exception:  # the change is committed; a lost live update must not turn into an error
+                    logger.exception("realtime.send_failed", extra={"event": event.get("event")})
 
-    transaction.on_commit(send)
+    transaction.on_commit(async_to_sync(send_all))
 
 
 def notify_booking(booking) -> None:

@@ -50,10 +50,8 @@ def run_in_processes(*calls: Callable[[], Any], timeout: float = 60) -> list[Any
     queue = context.Queue()
 
     def run(index: int, call: Callable[[], Any]) -> None:
-        # The parent's connections were copied by fork: drop them unclosed (closing would end the parent's
-        # session) so that this process opens its own.
-        for alias in connections:
-            connections[alias].connection = None
+        # The parent's connections and pool were dropped unclosed by the fork guard (marketplace/db.py): this
+        # process opens its own.
         try:
             barrier.wait(timeout=10)
             queue.put((index, call()))
