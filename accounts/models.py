@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -118,6 +118,15 @@ class Organization(models.Model):
         validators=[MinValueValidator(0)],
         help_text=_("Most a consumer may owe (booked but unbilled plus unpaid). Empty means no limit."),
     )
+    platform_fee_rate = models.DecimalField(
+        _("platform fee rate"),
+        max_digits=5,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text=_("A center's own platform fee (0.08 is 8 %). Empty means the deployment's default."),
+    )
     related_parties = models.ManyToManyField(
         "self",
         symmetrical=True,
@@ -141,6 +150,11 @@ class Organization(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(kind__in=[k.value for k in OrganizationKind]), name="organization_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(platform_fee_rate__isnull=True)
+                | (models.Q(platform_fee_rate__gte=0) & models.Q(platform_fee_rate__lte=1)),
+                name="organization_fee_rate_fraction",
             ),
         ]
 

@@ -158,6 +158,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "bookings-advance": {"task": "marketplace.bookings_advance", "schedule": 60.0},
+    # Each run closes whatever has become due (a month that ended the grace ago) and finalizes invoices whose
+    # review window passed: hourly is enough, and a missed run is caught up by the next.
+    "billing-periods-close": {"task": "billing.periods_close_due", "schedule": 3600.0},
+    "billing-invoices-finalize": {"task": "billing.invoices_finalize_due", "schedule": 600.0},
+    "billing-grants-expire": {"task": "billing.grants_expire", "schedule": 3600.0},
 }
 BOOKING_APPROVAL_TTL_HOURS = env_int("BOOKING_APPROVAL_TTL_HOURS", 24)
 AGENT_STALE_AFTER_SECONDS = env_int("AGENT_STALE_AFTER_SECONDS", 180)
@@ -223,6 +228,22 @@ STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "") or ""
 STRIPE_API_BASE = env_url("STRIPE_API_BASE", schemes=("http", "https"))
 STRIPE_ENABLED = bool(STRIPE_SECRET_KEY)
 PLATFORM_FEE_RATE = env_decimal("PLATFORM_FEE_RATE", "0.10", minimum="0", maximum="1")
+# Prices are tax-inclusive; invoices show the VAT they contain at the issuer's rate.
+INVOICE_VAT_RATE = env_decimal("INVOICE_VAT_RATE", "0.06", minimum="0", maximum="1")
+# A closed period's invoices are drafts for this long (finance may finalize early or hold one), then finalized.
+INVOICE_REVIEW_HOURS = env_int("INVOICE_REVIEW_HOURS", 48)
+INVOICE_PAYMENT_TERMS_DAYS = env_int("INVOICE_PAYMENT_TERMS_DAYS", 30)
+# The beat closes a month this long after it ended, so that agents' late uploads still land in it.
+BILLING_CLOSE_GRACE_HOURS = env_int("BILLING_CLOSE_GRACE_HOURS", 24)
+# The issuer printed on invoices, and the bank account consumers pay by transfer (对公转账).
+PLATFORM_LEGAL_NAME = env_str("PLATFORM_LEGAL_NAME", "AI Computing Network Platform Co., Ltd.")
+PLATFORM_TAX_ID = env_str("PLATFORM_TAX_ID", "91330100MA2DEMO00X")
+PLATFORM_ADDRESS = env_str("PLATFORM_ADDRESS", "Hangzhou, Zhejiang, China")
+PLATFORM_BANK_NAME = env_str("PLATFORM_BANK_NAME", "Bank of Hangzhou, Xixi branch")
+PLATFORM_BANK_ACCOUNT = env_str("PLATFORM_BANK_ACCOUNT", "3301 0401 6000 0000 000")
+for _name in ("INVOICE_REVIEW_HOURS", "INVOICE_PAYMENT_TERMS_DAYS", "BILLING_CLOSE_GRACE_HOURS"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must not be negative, got {globals()[_name]}")
 
 # --- API -----------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -3,6 +3,8 @@
 
 A batch is parsed in Python without touching the database, then judged in one transaction that
 
+0. enters the usage gate (billing.gate), which stamps the batch's `received_at` on the database's clock, so that a
+   period's close bills every record exactly once;
 1. locks the referenced bookings of the agent's center (`FOR UPDATE`, in primary-key order), so that two uploads
    for one booking are serialized and the second sees what the first stored;
 2. reads the already stored records with the batch's ids (duplicates and `id_conflict`) and the stored records
@@ -33,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from accounts.actor import Actor
 from accounts.errors import DomainError
+from billing.gate import usage_gate_enter
 from billing.selectors.usage import UsageSoFar
 from marketplace.models import Agent, BookingStatus
 from marketplace.realtime import send_many_to_organizations
@@ -444,6 +447,7 @@ def _judge_and_store(
 ) -> tuple[list[Candidate], list[tuple], dict[uuid.UUID, _Booking]]:
     booking_ids = sorted({candidate.booking_id for candidate in candidates})
     with connection.cursor() as cursor:
+        received_at = usage_gate_enter(cursor)
         cursor.execute(_LOCK_BOOKINGS, [_array(booking_ids), center_id])
         bookings = {row[0]: _Booking(*row) for row in cursor.fetchall()}
         cursor.execute(_STORED_HASHES, [_text_array(candidate.record_id for candidate in candidates), center_id])
@@ -479,7 +483,7 @@ def _judge_and_store(
         accepted_hashes[candidate.record_id] = candidate.payload_hash
 
     agent_id = _agent_id(center_id, agent_name)
-    stored = _insert(result, accepted, center_id, agent_id, now)
+    stored = _insert(result, accepted, center_id, agent_id, received_at)
     totals = _add_totals(stored, now)
     result.accepted = len(stored)
     return stored, totals, bookings
@@ -557,7 +561,7 @@ def _agent_id(center_id: Any, agent_name: str | None) -> Any:
 
 
 def _insert(
-    result: IngestResult, accepted: list[Candidate], center_id: Any, agent_id: Any, now: datetime
+    result: IngestResult, accepted: list[Candidate], center_id: Any, agent_id: Any, received_at: datetime
 ) -> list[Candidate]:
     if not accepted:
         return []
@@ -570,7 +574,7 @@ def _insert(
             [
                 center_id,
                 agent_id,
-                now,
+                received_at,
                 _text_array(c.record_id for c in rows),
                 _array(c.booking_id for c in rows),
                 _array(c.start_text for c in rows),

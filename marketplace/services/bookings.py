@@ -353,6 +353,9 @@ def booking_transition(
                 % {"from": BookingStatus(from_status).label, "to": BookingStatus(to_status).label},
                 code="invalid_transition",
             )
+        if to_status == BookingStatus.CANCELLED and now >= booking.end:
+            # Its window is over: it completes (and is billed as completed), it cannot be cancelled any more.
+            raise Conflict(_("This booking has already ended; it can no longer be cancelled."), code="booking_ended")
         booking.status = to_status
         fields = ["status", "updated_at"]
         if to_status == BookingStatus.CONFIRMED:

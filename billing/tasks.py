@@ -1,0 +1,90 @@
+"""Celery tasks of settlement: thin and idempotent, each calling one service (beat runs the periodic ones)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.core.mail import send_mail
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from accounts.models import Membership, Role
+from billing.models import Invoice, InvoiceStatus
+from billing.periods_calendar import parse_label
+from billing.services.invoices import invoices_finalize_due
+from billing.services.periods import period_close, periods_close_due
+from billing.services.vouchers import grants_expire
+from marketplace.money import format_money
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="billing.periods_close_due", ignore_result=True, soft_time_limit=50 * 60, time_limit=55 * 60)
+def periods_close_due_task() -> list[str]:
+    """Close every period whose grace for late usage has passed (hourly; a closed period is skipped)."""
+    return [result.period.label for result in periods_close_due(now=timezone.now()) if not result.already_closed]
+
+
+@shared_task(name="billing.period_close", ignore_result=True, soft_time_limit=50 * 60, time_limit=55 * 60)
+def period_close_task(period: str, actor_label: str = "system") -> None:
+    """Close one period on request (the operator's Close button); closing a closed period changes nothing."""
+    period_close(start=parse_label(period), now=timezone.now(), actor_label=actor_label)
+
+
+@shared_task(name="billing.invoices_finalize_due", ignore_result=True, soft_time_limit=300, time_limit=330)
+def invoices_finalize_due_task() -> int:
+    return invoices_finalize_due(now=timezone.now())
+
+
+@shared_task(name="billing.grants_expire", ignore_result=True, soft_time_limit=300, time_limit=330)
+def grants_expire_task() -> int:
+    return grants_expire(now=timezone.now())
+
+
+BILLING_RECIPIENT_ROLES = (Role.OWNER, Role.ADMIN, Role.FINANCE)
+
+
+@shared_task(
+    name="billing.invoice_email",
+    ignore_result=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def invoice_email(invoice_id: str) -> None:
+    """E-mail a finalized invoice to the consumer's owners, admins and finance staff, once."""
+    from billing.services.invoices import invoice_mark_emailed
+
+    invoice = Invoice.objects.select_related("consumer", "period").filter(pk=invoice_id).first()
+    if invoice is None or invoice.status == InvoiceStatus.DRAFT or invoice.emailed_at is not None:
+        return
+    recipients = sorted(
+        set(
+            Membership.objects.filter(
+                organization_id=invoice.consumer_id, role__in=BILLING_RECIPIENT_ROLES
+            ).values_list("user__email", flat=True)
+        )
+    )
+    if recipients:
+        with translation.override("en"):
+            send_mail(
+                subject=_("Invoice %(number)s for %(period)s") % {"number": invoice.number, "period": invoice.period},
+                message=_(
+                    "Your invoice %(number)s for %(period)s is ready: %(total)s %(currency)s due by %(due)s "
+                    "(subtotal %(subtotal)s, vouchers %(voucher)s).\n\nSign in to see its lines and download "
+                    "the PDF."
+                )
+                % {
+                    "number": invoice.number,
+                    "period": invoice.period,
+                    "total": format_money(invoice.total, invoice.currency),
+                    "subtotal": format_money(invoice.subtotal, invoice.currency),
+                    "voucher": format_money(invoice.voucher_amount, invoice.currency),
+                    "currency": invoice.currency,
+                    "due": f"{invoice.due_at:%Y-%m-%d}",
+                },
+                from_email=None,
+                recipient_list=recipients,
+            )
+    invoice_mark_emailed(invoice_id=invoice.pk, now=timezone.now())
