@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("", include("marketplace.page_urls")),
+    path("", include("billing.page_urls")),
     path("accounts/", include("accounts.urls")),
     # Before Django's own: the same set_language, which also remembers a signed-in person's choice.
     path("i18n/setlang/", accounts_views.set_language, name="set_language"),

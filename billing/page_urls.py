@@ -1,0 +1,8 @@
+"""Browser pages of settlement, gathered from each area's module: consumers' invoices and centers' statements,
+vouchers (sponsors and consumers), and the platform's finance workbench."""
+
+from billing import views_finance, views_invoices, views_vouchers
+
+app_name = "billing"
+
+urlpatterns = [*views_invoices.urlpatterns, *views_vouchers.urlpatterns, *views_finance.urlpatterns]
