@@ -29,7 +29,15 @@ def test_database_url() -> str:
 @contextmanager
 def celery_worker() -> Iterator[str]:
     """Start a worker on a fresh queue; yield the queue name; stop the worker."""
-    queue = f"test-{uuid.uuid4().hex[:12]}"
+    with celery_worker_process() as (queue, _process):
+        yield queue
+
+
+@contextmanager
+def celery_worker_process(queue: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start a worker on a queue (a fresh one by default); yield the queue and the process (a test may kill it);
+    stop the worker if it still runs."""
+    queue = queue or f"test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, "DATABASE_URL": test_database_url()}
     process = subprocess.Popen(  # noqa: S603 (fixed argv)
         [
@@ -56,10 +64,11 @@ def celery_worker() -> Iterator[str]:
         time.sleep(0.5)
         if process.poll() is not None:
             raise RuntimeError(f"the Celery worker exited at start with code {process.returncode}")
-        yield queue
+        yield queue, process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
