@@ -6,18 +6,40 @@ Add functions here; do not change the ones that exist (pages and the API both re
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from accounts.actor import Actor
-from accounts.errors import InvalidInput, NotFound
+from accounts.errors import Forbidden, InvalidInput, NotFound
 from accounts.models import OrganizationKind
 from accounts.selectors import as_uuid
-from billing.models import GrantStatus, VoucherClaim, VoucherClaimStatus, VoucherGrant, VoucherProgram
+from billing.models import (
+    GrantStatus,
+    Invoice,
+    ReimbursementClaim,
+    ReimbursementStatus,
+    VoucherClaim,
+    VoucherClaimStatus,
+    VoucherFlow,
+    VoucherGrant,
+    VoucherProgram,
+    VoucherRedemption,
+)
+from billing.services.reimbursements import (
+    REIMBURSABLE_INVOICE_STATUSES,
+    ReimbursementTerms,
+    invoice_in_grant_validity,
+    reimbursement_terms,
+)
 from billing.services.vouchers import active_programs_for
+from marketplace.money import format_money
+from marketplace.timestamps import rfc3339
 
 
 def _kind(actor: Actor) -> str:
@@ -107,3 +129,194 @@ def voucher_claim_get(actor: Actor, claim_id: Any) -> VoucherClaim:
     if claim is None:
         raise NotFound(_("No such voucher claim."))
     return claim
+
+
+# --- the voucher pages: a sponsor's programs, budget burn and claims; a consumer's vouchers; reimbursements -------
+
+ZERO = Decimal(0)
+
+
+def is_sponsor(actor: Actor) -> bool:
+    return actor.organization.kind == OrganizationKind.SPONSOR
+
+
+def program_grants(program: VoucherProgram) -> QuerySet[VoucherGrant]:
+    """The program's decided grants (approved, and since exhausted or expired), newest decision first."""
+    return (
+        program.grants.exclude(status__in=[GrantStatus.APPLIED, GrantStatus.REJECTED])
+        .select_related("consumer")
+        .order_by("-decided_at", "consumer__name", "pk")
+    )
+
+
+def applications_to_review(actor: Actor, *, program: VoucherProgram | None = None) -> QuerySet[VoucherGrant]:
+    """Applications waiting for the acting sponsor's decision, oldest first (first come, first served)."""
+    queryset = VoucherGrant.objects.filter(program__sponsor=actor.organization, status=GrantStatus.APPLIED)
+    if program is not None:
+        queryset = queryset.filter(program=program)
+    return queryset.select_related("program", "consumer").order_by("applied_at", "pk")
+
+
+def burn_chart(program: VoucherProgram) -> dict[str, Any]:
+    """The program's budget burn over time: at the program's creation and at every instant something changed,
+    the amount granted (approvals, less what expired grants left unused) and the cumulative amount redeemed
+    (deducted on invoices, `VoucherRedemption.created_at`, and reimbursements approved by the sponsor), against
+    the budget. Amounts are decimal strings in the program's currency; the last point equals the program's
+    `granted` and `redeemed` counters."""
+    granted: dict[datetime, Decimal] = defaultdict(Decimal)
+    redeemed: dict[datetime, Decimal] = defaultdict(Decimal)
+    decided = program.grants.filter(
+        status__in=[GrantStatus.ACTIVE, GrantStatus.EXHAUSTED, GrantStatus.EXPIRED], decided_at__isnull=False
+    ).values_list("decided_at", "amount", "status", "expires_at", "remaining")
+    for decided_at, amount, status, expires_at, remaining in decided:
+        granted[decided_at] += amount
+        if status == GrantStatus.EXPIRED and remaining:
+            # Expiry released what the grant never used back to the budget (grants_expire).
+            granted[expires_at] -= remaining
+    for created_at, amount in VoucherRedemption.objects.filter(grant__program=program).values_list(
+        "created_at", "amount"
+    ):
+        redeemed[created_at] += amount
+    for decided_at, amount in ReimbursementClaim.objects.filter(
+        grant__program=program,
+        status__in=[ReimbursementStatus.APPROVED, ReimbursementStatus.PAID],
+        decided_at__isnull=False,
+    ).values_list("decided_at", "amount"):
+        redeemed[decided_at] += amount
+
+    currency = program.currency
+    points = []
+    total_granted = total_redeemed = ZERO
+    for instant in sorted({program.created_at, *granted, *redeemed}):
+        total_granted += granted.get(instant, ZERO)
+        total_redeemed += redeemed.get(instant, ZERO)
+        points.append(
+            {
+                "at": rfc3339(instant),
+                "granted": format_money(total_granted, currency),
+                "redeemed": format_money(total_redeemed, currency),
+            }
+        )
+    return {"currency": currency, "budget": format_money(program.budget, currency), "points": points}
+
+
+# --- what a sponsor owes ----------------------------------------------------------------------------------------
+
+
+def voucher_claims_with_redemptions(actor: Actor) -> QuerySet[VoucherClaim]:
+    """The acting sponsor's voucher claims (one per period and currency), newest period first, each with the
+    redemptions behind it."""
+    redemptions = VoucherRedemption.objects.select_related("grant__consumer", "grant__program", "invoice").order_by(
+        "grant__consumer__name", "invoice__number"
+    )
+    return (
+        VoucherClaim.objects.filter(sponsor=actor.organization)
+        .select_related("period")
+        .prefetch_related(Prefetch("redemptions", queryset=redemptions))
+        .order_by("-period__start", "currency")
+    )
+
+
+# --- a consumer's vouchers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenProgram:
+    program: VoucherProgram
+    # The organization's open application or active grant under it, which stops another application.
+    current: VoucherGrant | None
+
+
+def open_programs(actor: Actor, *, now: datetime) -> list[OpenProgram]:
+    """Programs the acting consumer may apply to now, with its open application or active grant under each."""
+    programs = list(active_programs_for(actor.organization, now))
+    current = {
+        grant.program_id: grant
+        for grant in VoucherGrant.objects.filter(
+            consumer=actor.organization,
+            program__in=[program.pk for program in programs],
+            status__in=[GrantStatus.APPLIED, GrantStatus.ACTIVE],
+        )
+    }
+    return [OpenProgram(program=program, current=current.get(program.pk)) for program in programs]
+
+
+def consumer_redemptions(actor: Actor) -> QuerySet[VoucherRedemption]:
+    """What vouchers deducted on the acting consumer's invoices, newest period first."""
+    return (
+        VoucherRedemption.objects.filter(invoice__consumer=actor.organization)
+        .select_related("invoice__period", "grant__program")
+        .order_by("-invoice__period__start", "invoice__number")
+    )
+
+
+@dataclass(frozen=True)
+class ReimbursableInvoice:
+    invoice: Invoice
+    terms: ReimbursementTerms
+
+
+def reimbursable_invoices(grant: VoucherGrant) -> list[ReimbursableInvoice]:
+    """The grant's consumer's invoices that it could claim under this reimbursement grant now: finalized or paid, in
+    the program's currency, of a period inside the grant's validity, with no voucher deducted, not already claimed
+    (a rejected claim does not count), and with something eligible."""
+    program = grant.program
+    if program.flow != VoucherFlow.REIMBURSE or grant.status != GrantStatus.ACTIVE:
+        return []
+    invoices = (
+        Invoice.objects.filter(
+            consumer_id=grant.consumer_id,
+            status__in=REIMBURSABLE_INVOICE_STATUSES,
+            currency=program.currency,
+            redemption__isnull=True,
+        )
+        .exclude(
+            reimbursements__status__in=[s for s in ReimbursementStatus.values if s != ReimbursementStatus.REJECTED]
+        )
+        .select_related("period")
+        .order_by("-period__start")
+    )
+    result = []
+    for invoice in invoices:
+        if not invoice_in_grant_validity(grant, invoice):
+            continue
+        terms = reimbursement_terms(grant=grant, invoice=invoice)
+        if terms.amount > 0:
+            result.append(ReimbursableInvoice(invoice=invoice, terms=terms))
+    return result
+
+
+# --- reimbursement claims ---------------------------------------------------------------------------------------
+
+
+def _reimbursements() -> QuerySet[ReimbursementClaim]:
+    return ReimbursementClaim.objects.select_related("invoice__period", "consumer", "grant__program__sponsor")
+
+
+def reimbursement_list(actor: Actor, *, status: str | None = None) -> QuerySet[ReimbursementClaim]:
+    """Reimbursement claims the acting organization made (a consumer) or received (a sponsor), newest first."""
+    if is_sponsor(actor):
+        queryset = _reimbursements().filter(grant__program__sponsor=actor.organization)
+    elif actor.organization.is_consumer:
+        queryset = _reimbursements().filter(consumer=actor.organization)
+    else:
+        raise Forbidden(_("Reimbursement claims belong to sponsors and consumers."), code="wrong_organization_kind")
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-submitted_at", "pk")
+
+
+def reimbursement_get(actor: Actor, claim_id: Any) -> ReimbursementClaim:
+    claim = reimbursement_list(actor).filter(pk=as_uuid(claim_id)).first()
+    if claim is None:
+        raise NotFound(_("No such reimbursement claim."))
+    return claim
+
+
+def reimbursement_totals(actor: Actor) -> dict[str, dict[str, Decimal]]:
+    """Per status, the amounts of the acting sponsor's (or consumer's) reimbursement claims by currency."""
+    totals: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    rows = reimbursement_list(actor).order_by().values("status", "currency").annotate(total=Sum("amount"))
+    for row in rows:
+        totals[row["status"]][row["currency"]] = row["total"]
+    return dict(totals)
