@@ -10,6 +10,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from tests.bench.scenarios import usage_ingestion
+from tests.bench.scenarios import period_close, usage_ingestion
 
-SCENARIOS: dict[str, ModuleType] = {module.NAME: module for module in (usage_ingestion,)}
+SCENARIOS: dict[str, ModuleType] = {module.NAME: module for module in (usage_ingestion, period_close)}
