@@ -299,8 +299,8 @@ def reimbursement_submit(
                 after={
                     "invoice": invoice.number,
                     "grant": str(grant.pk),
-                    "eligible_amount": str(terms.eligible_amount),
-                    "amount": str(terms.amount),
+                    "eligible_amount": format_money(terms.eligible_amount, claim.currency),
+                    "amount": format_money(terms.amount, claim.currency),
                     "currency": claim.currency,
                     "payment_reference": claim.payment_reference,
                 },
@@ -389,7 +389,11 @@ def reimbursement_approve(*, actor: Actor, claim_id: Any, now: datetime, note: s
             actor=actor,
             target=claim,
             before={"status": ReimbursementStatus.SUBMITTED},
-            after={"status": claim.status, "amount": str(claim.amount), "grant_remaining": str(grant.remaining)},
+            after={
+                "status": claim.status,
+                "amount": format_money(claim.amount, claim.currency),
+                "grant_remaining": format_money(grant.remaining, claim.currency),
+            },
             now=now,
         )
         send_to_organizations([claim.consumer_id], {"event": "reimbursement.decided", "reimbursement": str(claim.pk)})
@@ -440,7 +444,11 @@ def reimbursement_pay(*, actor: Actor, claim_id: Any, reference: str, now: datet
             actor=actor,
             target=claim,
             before={"status": ReimbursementStatus.APPROVED},
-            after={"status": claim.status, "amount": str(claim.amount), "reference": claim.sponsor_payment_reference},
+            after={
+                "status": claim.status,
+                "amount": format_money(claim.amount, claim.currency),
+                "reference": claim.sponsor_payment_reference,
+            },
             now=now,
         )
         send_to_organizations([claim.consumer_id], {"event": "reimbursement.paid", "reimbursement": str(claim.pk)})
