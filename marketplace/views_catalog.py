@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -28,6 +29,7 @@ from accounts.errors import DomainError, NotFound
 from accounts.forms import apply_domain_error
 from accounts.selectors import as_uuid
 from accounts.views import actor_required
+from billing.selectors.settlement import voucher_estimate
 from marketplace.forms import CatalogFilterForm, QuoteForm, datetime_local
 from marketplace.models import BookingStatus, Offering, OfferingStatus
 from marketplace.selectors.availability import chart_data, offering_slots
@@ -102,6 +104,20 @@ def _quote(offering: Offering, form: QuoteForm) -> Quote | None:
         return None
 
 
+def _voucher_estimate(request: HttpRequest, quote: Quote | None) -> Decimal | None:
+    """What the signed-in consumer's voucher would cover of the quote (billing rule 5); zero for anyone else."""
+    if quote is None:
+        return None
+    actor = request.actor
+    return voucher_estimate(
+        consumer=actor.organization if actor is not None else None,
+        offering=quote.offering,
+        amount=quote.amount,
+        currency=quote.currency,
+        start=quote.window.start,
+    )
+
+
 def _quote_context(request: HttpRequest, offering: Offering, form: QuoteForm, quote: Quote | None) -> dict:
     # After logging in, the person comes back to the same quote.
     back = reverse("market:offering", args=[offering.pk])
@@ -111,6 +127,7 @@ def _quote_context(request: HttpRequest, offering: Offering, form: QuoteForm, qu
         "offering": offering,
         "quote_form": form,
         "quote": quote,
+        "voucher_estimate": _voucher_estimate(request, quote),
         "can_book": can_book(request.actor),
         "login_url": f"{reverse('accounts:login')}?{urlencode({'next': back})}",
         # One value per rendered Book button: a second POST of the same form finds the booking already made.

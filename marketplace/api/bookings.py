@@ -14,8 +14,10 @@ from rest_framework.views import APIView
 from accounts.api_support import idempotent, paginated_response, paginated_schema
 from accounts.models import CONSUMER_KINDS, OrganizationKind, Scope
 from accounts.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from billing.selectors.settlement import voucher_estimate
 from billing.selectors.usage import usage_so_far
 from marketplace.models import AllocationState, Booking, BookingStatus
+from marketplace.money import format_money
 from marketplace.selectors.bookings import (
     booking_get_for_consumer,
     bookings_for_center,
@@ -68,8 +70,16 @@ class QuoteSerializer(serializers.Serializer):
     available_devices = serializers.IntegerField()
 
     def get_voucher_estimate(self, quote) -> str:
-        # No voucher programs exist yet: nothing is covered.
-        return "0.00" if quote.currency != "JPY" else "0"
+        """What the consumer's applicable voucher would cover of this amount (billing rule 5, this booking
+        alone); "0.00" without a signed-in consumer or a voucher that applies."""
+        amount = voucher_estimate(
+            consumer=self.context.get("consumer"),
+            offering=quote.offering,
+            amount=quote.amount,
+            currency=quote.currency,
+            start=quote.window.start,
+        )
+        return format_money(amount, quote.currency)
 
 
 class BookingUsageSerializer(serializers.Serializer):
@@ -184,7 +194,7 @@ class QuoteView(ConsumerView):
         quote = booking_quote(
             offering_id=data["offering"], devices=data["devices"], start=data["start"], end=data["end"]
         )
-        return Response(QuoteSerializer(quote).data)
+        return Response(QuoteSerializer(quote, context={"consumer": request.auth.organization}).data)
 
 
 class BookingListView(ConsumerView):

@@ -7,9 +7,11 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from rest_framework.test import APIClient
 
 from accounts.models import OrganizationKind, Scope
 from marketplace.models import Booking, BookingEvent, BookingStatus, OfferingStatus
+from tests.billing.vouchers import grant
 from tests.factories import OrganizationFactory, token_for
 from tests.marketplace.factories import BookingFactory, OfferingFactory
 
@@ -69,6 +71,27 @@ def test_a_quote_prices_the_window_and_reserves_nothing(consumer_client, offerin
         "available_devices": 16,
     }
     assert Booking.objects.count() == 0
+
+
+def test_a_quote_estimates_what_the_consumers_voucher_would_cover(consumer_client, offering, enterprise):
+    grant(enterprise, rate="0.50", amount="150.00")
+    others = OrganizationFactory(kind=OrganizationKind.ENTERPRISE, name="Qingluo Biotech")
+    not_eligible = OfferingFactory(
+        center=offering.center, site=offering.site, devices=16, min_hours=2, voucher_eligible=False
+    )
+
+    covered = consumer_client.post("/api/v1/quotes", window(offering), format="json").json()
+    outside = consumer_client.post("/api/v1/quotes", window(not_eligible), format="json").json()
+    theirs = (
+        APIClient(HTTP_AUTHORIZATION=f"Bearer {token_for(others, Scope.BOOKING)}")
+        .post("/api/v1/quotes", window(offering), format="json")
+        .json()
+    )
+
+    # 400.00 at the voucher's 50 % rate = 200.00, capped by the 150.00 granted.
+    assert (covered["amount"], covered["voucher_estimate"]) == ("400.00", "150.00")
+    assert outside["voucher_estimate"] == "0.00"  # the offering takes no vouchers
+    assert theirs["voucher_estimate"] == "0.00"  # another consumer has no voucher
 
 
 def test_a_quote_says_when_the_window_does_not_fit(consumer_client, offering):

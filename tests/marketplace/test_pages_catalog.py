@@ -26,6 +26,7 @@ from django.test import Client
 from accounts.models import OrganizationKind, Role
 from marketplace.models import Booking, BookingEvent, BookingStatus, OfferingStatus
 from tests.accounts.page_helpers import browser_as, text_of
+from tests.billing.vouchers import grant
 from tests.factories import OrganizationFactory, member_of
 from tests.marketplace.factories import (
     AcceleratorModelFactory,
@@ -414,6 +415,20 @@ WINDOW = {"devices": "8", "start": "2026-11-04T10:00", "end": "2026-11-04T14:00"
 @pytest.fixture
 def consumer():
     return OrganizationFactory(kind=OrganizationKind.ENTERPRISE, name="Blue Heron Robotics")
+
+
+def test_a_signed_in_consumer_sees_what_its_voucher_would_cover_and_a_visitor_does_not(client, market, consumer):
+    grant(consumer, rate="0.50", amount="150.00")
+    quote = {"devices": "8", "start": "2026-11-04T10:00", "end": "2026-11-04T13:30"}
+    url = f"/catalog/{market['h100'].pk}/quote/"
+
+    signed_in = browser_as(member_of(consumer, Role.MEMBER), consumer).get(url, quote, HTTP_HX_REQUEST="true")
+    anonymous = client.get(url, quote, HTTP_HX_REQUEST="true")
+
+    # 350.00 of voucher-eligible H100 time at a 50 % rate = 175.00, capped by the 150.00 granted.
+    assert re.search(r'data-testid="quote-amount">350.00 CNY<', signed_in.content.decode())
+    assert re.search(r'data-testid="quote-voucher">−150.00 CNY<', signed_in.content.decode())
+    assert re.search(r'data-testid="quote-voucher">no voucher program applies<', anonymous.content.decode())
 
 
 def test_anonymous_visitors_are_offered_a_login_that_comes_back_to_the_quote(client, market):
