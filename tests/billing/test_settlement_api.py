@@ -304,6 +304,35 @@ def test_the_upcoming_invoice_rates_usage_so_far_and_applies_the_voucher_storing
     assert consumer.voucher_grants.get().remaining == Decimal("60.00")
 
 
+def test_late_usage_shows_marked_late_with_its_month_upcoming_and_then_invoiced(finance):
+    _center, offering, consumer = market(fraction="0")
+    booking = book(offering, consumer, "2026-10-28 00:00", "2026-10-28 04:00", 8)
+    meter(booking, "2026-10-28 00:00", "2026-10-28 01:00", 8)
+    close(OCT)
+    meter(booking, "2026-10-28 01:00", "2026-10-28 02:30", 8)  # arrives after the close: 12 dh → 150.00
+    late_line = {
+        "booking": str(booking.pk),
+        "kind": "usage",
+        "late": True,
+        "usage_period": "2026-10",
+        "center": CENTER,
+        "description": "8 × H100 SXM 80GB · Lakeside AI Computing Center · 2026-10-28 00:00 – 2026-10-28 04:00 UTC",
+        "device_seconds": "43200.000000",
+        "device_hours": "12.000000",
+        "unit_price": "12.50",
+        "amount": "150.00",
+        "voucher_eligible": False,
+    }
+
+    before = consumer_api(consumer).get("/api/v1/invoices/upcoming").json()
+    close(datetime(2026, 11, 1, tzinfo=UTC))
+    november = finance.get("/api/v1/invoices", {"period": "2026-11"}).json()["results"][0]
+
+    assert (before["lines"], before["total"]) == ([late_line], "150.00")
+    line = Invoice.objects.get(period__start=datetime(2026, 11, 1, tzinfo=UTC)).lines.get()
+    assert (november["lines"], november["total"]) == ([{"id": line.pk, **late_line}], "150.00")
+
+
 def test_the_upcoming_invoice_picks_one_currency_and_names_the_others(october):
     center, offering, consumer = october["center"], october["offering"], october["consumer"]
     dollars = OfferingFactory(
