@@ -1,7 +1,8 @@
 """`manage.py seed_demo`: a small, realistic network to click through, with one login per role.
 
 Idempotent: every step looks objects up by their natural key and creates only what is missing. The command lives
-in the market app because it runs the steps of every layer below it (accounts, then the market).
+in the settlement app, the top layer, because it runs the steps of every layer (accounts, the market, then
+settlement: vouchers and last month's closed books).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.db import transaction
 
 from accounts.demo import STEPS as ACCOUNT_STEPS
 from accounts.demo import DemoSeed, Step, login_table
+from billing.demo import seed_billing
 from marketplace.demo import seed_agents, seed_market
 
 
@@ -24,7 +26,13 @@ def seed_market_step(seed: DemoSeed) -> None:
             seed.created[what] = seed.created.get(what, 0) + n
 
 
-STEPS: list[Step] = [*ACCOUNT_STEPS, seed_market_step]
+def seed_billing_step(seed: DemoSeed) -> None:
+    for what, n in seed_billing().items():
+        if n:
+            seed.created[what] = seed.created.get(what, 0) + n
+
+
+STEPS: list[Step] = [*ACCOUNT_STEPS, seed_market_step, seed_billing_step]
 
 
 class Command(BaseCommand):
