@@ -33,7 +33,13 @@ from billing.models import (
     VoucherProgram,
 )
 from billing.rules import SECONDS_PER_HOUR
-from billing.selectors.settlement import AccountBalance, TrialBalance, UpcomingInvoice
+from billing.selectors.settlement import (
+    AccountBalance,
+    TrialBalance,
+    UpcomingInvoice,
+    statement_credit_lines,
+    statement_lines,
+)
 from billing.services.periods import _describe as describe_charge  # the description a close writes on the line
 from billing.services.periods import vat_portion
 from marketplace.api.bookings import UtcDateTimeField
@@ -414,8 +420,6 @@ class StatementSerializer(RenderedSerializer):
 
     @staticmethod
     def render(statement: Statement, context: dict[str, Any]) -> dict[str, Any]:
-        from billing.selectors.settlement import statement_credit_lines, statement_lines
-
         currency = statement.currency
         return {
             "id": str(statement.pk),
