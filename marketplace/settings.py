@@ -207,6 +207,11 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# Uploads (reimbursement payment proofs) are evidence of one organization's payments: no URL serves this folder;
+# each file is sent only by a view that checks the organization asking (billing.views_vouchers), so MEDIA_URL
+# stays unset.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or DATA_DIR / "media")
+
 # --- E-mail --------------------------------------------------------------------------------------------------
 EMAIL_URL = env_url("EMAIL_URL", schemes=("smtp", "smtps", "submission", "console", "file", "memory", "dummy"))
 if EMAIL_URL:
