@@ -508,6 +508,7 @@ def run(bench: Bench) -> Iterator[Result]:
                 "centers": CENTERS,
                 "period": "2026-10",
                 "group_by_repeats": GROUP_BY_REPEATS,
+                "repeats": bench.repeat or 1,
                 "seed": bench.seed,
             },
             target=TARGET,
@@ -524,7 +525,31 @@ def run(bench: Bench) -> Iterator[Result]:
         yield result
 
 
+@dataclass
+class Run:
+    close_seconds: float
+    group_by_seconds: float  # the median of the timed runs
+    group_by_runs: list[float]
+    reclose_seconds: float
+    rating_seconds: float
+    cpu: CpuSeconds
+    invoices: int
+    statements: int
+    claims: int
+    redemptions: int
+    books: dict[str, Any]
+
+
 def _measure(bench: Bench, records: int, result: Result) -> None:
+    """`--repeat N` closes the month N times, each time in a fresh database with the same data, and reports the
+    medians (default: once; a close can only run once per database)."""
+    runs: list[Run] = []
+    for attempt in range(1, (bench.repeat or 1) + 1):
+        runs.append(_run_once(bench, records, result, f"{NAME}-{records}-run{attempt}"))
+        _report(result, records, runs)
+
+
+def _run_once(bench: Bench, records: int, result: Result, label: str) -> Run:
     from django.utils import timezone
 
     from billing.services.periods import period_close
@@ -536,23 +561,25 @@ def _measure(bench: Bench, records: int, result: Result) -> None:
     world = _create_world(plan)
     log.info(
         "%s: %d organizations, %d bookings and %d grants in %.1f s",
-        NAME,
+        label,
         CENTERS + CONSUMERS + 1,
         BOOKINGS,
         world.grants,
         time.perf_counter() - started,
     )
     _insert_usage(bench, plan, world)
+    result.figures["records_in_period"] = expected.records_in_period
+    # With the crossing bookings' November records, which the close must skip.
+    result.figures["records_in_table"] = plan.stored
 
-    label = f"{NAME}-{records}"
     bench.checkpoint()
     group_by = _time_group_by(bench)
     group_by_seconds = statistics.median(run.seconds for run in group_by)
     log.info("%s: bare GROUP BY %.3f s (median of %d, after a warm-up)", label, group_by_seconds, len(group_by))
 
     bench.checkpoint()
-    # The close is run in this process, as the Celery task runs it in a worker; `now` is the day after the month
-    # (or later, when the clock is past it), and the cutoff is the database's clock.
+    # The close runs in this process, as the Celery task runs it in a worker. `now` is the day after the month (or
+    # the clock, when later); the usage cutoff is the database's clock.
     now = max(timezone.now(), NOV + timedelta(days=1))
     with cpu_seconds(bench) as close_cpu, bench.profiled(os.getpid(), label):
         began = time.perf_counter()
@@ -567,31 +594,61 @@ def _measure(bench: Bench, records: int, result: Result) -> None:
     again = period_close(start=OCT, now=now, actor_label="bench")
     reclose_seconds = time.perf_counter() - began
     rating_seconds = _time_rating(closed.period)
+    _check(bench, plan, expected, world, closed, again, books, group_by[0].rows, result)
+    return Run(
+        close_seconds=close_seconds,
+        group_by_seconds=group_by_seconds,
+        group_by_runs=[run.seconds for run in group_by],
+        reclose_seconds=reclose_seconds,
+        rating_seconds=rating_seconds,
+        cpu=close_cpu,
+        invoices=closed.invoices,
+        statements=closed.statements,
+        claims=closed.claims,
+        redemptions=closed.redemptions,
+        books=books,
+    )
 
-    result.figures = {
-        "close_seconds": round(close_seconds, 3),
-        "group_by_seconds": round(group_by_seconds, 4),
-        "group_by_runs_seconds": [round(run.seconds, 4) for run in group_by],
-        "records_in_period": expected.records_in_period,
-        "records_in_table": plan.stored,  # with the crossing bookings' November records, which the close skips
-        "records_per_s": round(expected.records_in_period / close_seconds),
-        "invoices": closed.invoices,
-        "lines": books["lines"],
-        "lines_by_kind": books["lines_by_kind"],
-        "statements": closed.statements,
-        "voucher_claims": closed.claims,
-        "redemptions": closed.redemptions,
-        "reclose_seconds": round(reclose_seconds, 4),
-        # rate_period alone (read-only, run after the close with its cutoff): the record-level part of the close.
-        "rating_seconds": round(rating_seconds, 3),
-        "cpu_seconds_close": _cpu(close_cpu),
-    }
+
+def _report(result: Result, records: int, runs: list[Run]) -> None:
+    close_seconds = statistics.median(run.close_seconds for run in runs)
+    group_by_seconds = statistics.median(run.group_by_seconds for run in runs)
+    last = runs[-1]
+    result.figures.update(
+        {
+            "close_seconds": round(close_seconds, 3),
+            "group_by_seconds": round(group_by_seconds, 4),
+            "records_per_s": round(result.figures["records_in_period"] / close_seconds),
+            "invoices": last.invoices,
+            "lines": last.books["lines"],
+            "lines_by_kind": last.books["lines_by_kind"],
+            "statements": last.statements,
+            "voucher_claims": last.claims,
+            "redemptions": last.redemptions,
+            "reclose_seconds": round(statistics.median(run.reclose_seconds for run in runs), 4),
+            # rate_period alone (read-only, after the close, with its cutoff): the record-level part of the close.
+            "rating_seconds": round(statistics.median(run.rating_seconds for run in runs), 3),
+            # CPU seconds during the close: PostgreSQL (every session of the server), this process (the close's
+            # Python), the whole machine (well above the sum of the other two: a neighbour was busy too).
+            "cpu_seconds_close": _cpu(sum((run.cpu for run in runs), CpuSeconds(0, 0, 0, 0)), len(runs)),
+            "runs": [
+                {
+                    "close_seconds": round(run.close_seconds, 3),
+                    "group_by_seconds": round(run.group_by_seconds, 4),
+                    "group_by_runs_seconds": [round(seconds, 4) for seconds in run.group_by_runs],
+                    "ratio": round(run.close_seconds / run.group_by_seconds, 3),
+                    "reclose_seconds": round(run.reclose_seconds, 4),
+                    "rating_seconds": round(run.rating_seconds, 3),
+                }
+                for run in runs
+            ],
+        }
+    )
     result.ratio = round(close_seconds / group_by_seconds, 3)
     result.headline = (
         f"{records:,} records: close {close_seconds:.2f} s, group by {group_by_seconds:.3f} s, "
-        f"{closed.invoices} invoices, {books['lines']} lines"
+        f"{last.invoices} invoices, {last.books['lines']} lines"
     )
-    _check(bench, plan, expected, world, closed, again, books, group_by[0].rows, result)
 
 
 @dataclass
@@ -622,9 +679,10 @@ def _time_rating(period) -> float:
     return time.perf_counter() - began
 
 
-def _cpu(usage: CpuSeconds) -> dict[str, float | None]:
+def _cpu(usage: CpuSeconds, runs: int) -> dict[str, float | None]:
+    """Per close (the mean over the runs)."""
     return {
-        part: None if (value := getattr(usage, part)) is None else round(value, 2)
+        part: None if (value := getattr(usage, part)) is None else round(value / runs, 2)
         for part in ("postgres", "bench", "machine")
     }
 
