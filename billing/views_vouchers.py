@@ -235,13 +235,23 @@ def _applications_page(
         approve, reject = bound.get(grant.pk) or (ApproveForm(grant=grant), RejectForm(prefix_for=grant))
         left = grant.program.budget - grant.program.granted
         rows.append({"grant": grant, "approve": approve, "reject": reject, "left": left})
+    # A decision on an application that is no longer waiting (decided in another tab) has no form left to show
+    # its refusal on: it is shown above the list instead.
+    shown = {row["grant"].pk for row in rows}
+    stray = [
+        error
+        for grant_id, forms in bound.items()
+        if grant_id not in shown
+        for form in forms
+        for error in form.non_field_errors()
+    ]
     decided = (
         selectors.voucher_grants_for(request.actor)
         .exclude(status=GrantStatus.APPLIED)
         .select_related("program", "consumer")
         .order_by("-decided_at", "pk")[:20]
     )
-    context = _sponsor_context(request, rows=rows, decided=list(decided))
+    context = _sponsor_context(request, rows=rows, decided=list(decided), stray_errors=stray)
     return render(request, "billing/vouchers/applications.html", context, status=status)
 
 
@@ -382,6 +392,13 @@ def _reimbursement_page(
             context["reject_form"] = forms.get("reject") or RejectForm(prefix="reject")
         elif claim.status == ReimbursementStatus.APPROVED:
             context["pay_form"] = forms.get("pay") or PaymentForm(prefix="pay")
+    # A refused action whose form is no longer offered (the claim moved on meanwhile) shows its refusal on top.
+    context["stray_errors"] = [
+        error
+        for key, form in forms.items()
+        if context.get(f"{key}_form") is not form
+        for error in form.non_field_errors()
+    ]
     if sponsor:
         context["applications_waiting"] = selectors.applications_to_review(actor).count()
     return render(request, "billing/vouchers/reimbursement.html", context, status=status)
@@ -499,12 +516,11 @@ def _vouchers_page(request: HttpRequest, bound: ApplyForm | None = None, status:
     offers = []
     for offer in selectors.open_programs(actor, now=now):
         form = None
-        if manage and offer.current is None:
-            form = (
-                bound
-                if bound is not None and bound.program.pk == offer.program.pk
-                else ApplyForm(program=offer.program)
-            )
+        if bound is not None and bound.program.pk == offer.program.pk:
+            # Shown even when an application now exists, so that its refusal is seen where it was made.
+            form = bound
+        elif manage and offer.current is None:
+            form = ApplyForm(program=offer.program)
         offers.append({"program": offer.program, "current": offer.current, "form": form})
     grants = list(selectors.voucher_grants_for(actor))
     for grant in grants:

@@ -623,6 +623,7 @@ def test_a_consumer_sees_its_grants_and_what_each_invoice_used():
         "2027-12-31 00:00" in text
     )
     assert f"{invoice.number} 2026-10 Lakeside voucher 1000.00 500.00 CNY" in text
+    assert f'href="/billing/invoices/{invoice.pk}/"' in response.content.decode()
     assert "You hold an active voucher under this program." in text
 
 
@@ -660,6 +661,7 @@ def test_a_consumer_claims_a_reimbursement_with_a_payment_proof(media):
     )
     detail = client.get(response["Location"])
     assert "Claimed 580.00 CNY" in text_of(detail)
+    assert f'href="/billing/invoices/{invoice.pk}/" id="invoice-link"' in detail.content.decode()
     assert 'data-testid="approve-form"' not in detail.content.decode()
 
 
@@ -836,3 +838,54 @@ def test_both_sides_download_the_proof_and_the_evidence_bundle(media):
             "usage-summary.txt",
             "payment-proof.png",
         ]
+
+
+# --- a second tab: the refusal is shown even when its form is gone -------------------------------------------
+
+
+def test_applying_again_from_a_stale_page_shows_why_it_is_refused():
+    consumer = OrganizationFactory(kind=OrganizationKind.ENTERPRISE)
+    chosen = program(sponsor_actor(sponsor_org()))
+    client = browser(consumer, Role.ADMIN)
+    data = {f"apply-{chosen.pk}-requested_amount": "100"}
+    assert client.post(f"/billing/vouchers/programs/{chosen.pk}/apply/", data).status_code == 302
+
+    again = client.post(f"/billing/vouchers/programs/{chosen.pk}/apply/", data)
+
+    assert again.status_code == 409
+    assert "Your organization already has an open application or an active voucher under this program." in text_of(
+        again
+    )
+    assert VoucherGrant.objects.count() == 1
+
+
+def test_deciding_an_application_twice_shows_why_it_is_refused():
+    sponsor = sponsor_org()
+    applied = application(program(sponsor_actor(sponsor)))
+    client = browser(sponsor)
+    data = {f"approve-{applied.pk}-amount": "3000.00"}
+    assert client.post(f"/billing/applications/{applied.pk}/approve/", data).status_code == 302
+    before = row(applied)
+
+    again = client.post(f"/billing/applications/{applied.pk}/approve/", data)
+
+    assert again.status_code == 409
+    assert 'data-testid="stray-errors"' in again.content.decode()
+    assert "This application has already been decided." in text_of(again)
+    assert row(applied) == before
+
+
+def test_approving_a_reimbursement_twice_shows_why_it_is_refused(media):
+    s = scenario()
+    claim = submitted(s, invoiced_month(s))
+    client = browser(s.program.sponsor, Role.FINANCE)
+    assert client.post(f"/billing/reimbursements/{claim.pk}/approve/", {}).status_code == 302
+    before = row(claim)
+
+    again = client.post(f"/billing/reimbursements/{claim.pk}/approve/", {})
+
+    assert again.status_code == 409
+    assert "A claim that is approved cannot become approved." in text_of(again)
+    assert 'data-testid="pay-form"' in again.content.decode()
+    assert row(claim) == before
+    assert VoucherGrant.objects.get(pk=s.grant.pk).remaining == D("420.0000")
