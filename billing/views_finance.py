@@ -9,9 +9,8 @@ button does: a double click, a reload or the back button resubmitting the same f
 
 from __future__ import annotations
 
-import csv
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
 from typing import Any
@@ -32,6 +31,7 @@ from accounts.errors import DomainError, Forbidden, NotFound
 from accounts.forms import apply_domain_error
 from accounts.models import OrganizationKind
 from accounts.views import actor_required, scoped_object
+from billing.csv_export import Cell, Money, csv_response
 from billing.forms_finance import CreditNoteForm, InvoiceFilterForm, ReasonForm, TrialBalanceForm
 from billing.models import Invoice, InvoiceStatus
 from billing.selectors.finance import (
@@ -438,44 +438,25 @@ def trial_balance_view(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/finance/trial_balance.html", context, status=200 if books is not None else 400)
 
 
-def csv_text(value: str) -> str:
-    """A text cell a spreadsheet will not run as a formula (organization names are user input)."""
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]) -> HttpResponse:
-    """A CSV download (UTF-8 with a byte-order mark, so spreadsheet programs read Chinese names right). Text
-    cells that come from users go through `csv_text` first."""
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.write("\ufeff")
-    writer = csv.writer(response)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return response
-
-
 @require_GET
 @operator_required
 def trial_balance_csv(request: HttpRequest) -> HttpResponse:
     form, books = _trial_balance(request)
     if books is None:
         return render(request, "billing/finance/trial_balance.html", {"form": form, "books": None}, status=400)
-    rows: list[list[Any]] = []
+    rows: list[list[Cell]] = []
     for book in books:
         for account in book.accounts:
             owner = account.account.organization.name if account.account.organization else _("Platform")
             rows.append(
                 [
                     book.currency,
-                    csv_text(owner),
+                    owner,
                     account.account.role,
                     str(account.account.get_role_display()),
-                    format_money(account.debits, book.currency),
-                    format_money(account.credits, book.currency),
-                    format_money(account.balance, book.currency),
+                    Money(account.debits, book.currency),
+                    Money(account.credits, book.currency),
+                    Money(account.balance, book.currency),
                 ]
             )
         rows.append(
@@ -484,15 +465,15 @@ def trial_balance_csv(request: HttpRequest) -> HttpResponse:
                 _("Total"),
                 "",
                 _("balanced") if book.difference == 0 else _("NOT balanced"),
-                format_money(book.debits, book.currency),
-                format_money(book.credits, book.currency),
-                format_money(book.difference, book.currency),
+                Money(book.debits, book.currency),
+                Money(book.credits, book.currency),
+                Money(book.difference, book.currency),
             ]
         )
     until = form.cleaned_data.get("until")
-    filename = f"trial-balance-{until:%Y-%m-%d}.csv" if until else f"trial-balance-{timezone.now():%Y-%m-%d}.csv"
+    filename = f"trial-balance-{until or timezone.now().date():%Y-%m-%d}.csv"
     header = ["currency", "organization", "role", "role_label", "debits", "credits", "balance"]
-    return csv_response(filename, header, rows)
+    return csv_response(filename=filename, header=header, rows=rows)
 
 
 @require_GET

@@ -21,6 +21,7 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 
 from accounts.models import AuditEvent, Organization, OrganizationKind, Role
 from billing.models import (
@@ -34,6 +35,7 @@ from billing.models import (
     LedgerAccount,
     PeriodStatus,
     Statement,
+    UsageRecord,
 )
 from billing.services.invoices import invoice_finalize
 from marketplace.models import Booking, Offering
@@ -133,12 +135,12 @@ def test_the_periods_page_shows_each_month_with_its_documents_and_rule_7_totals(
     october = inner(html, "tbody", 'data-period="2026-10"')
     cutoff = BillingPeriod.objects.get(start=OCT).usage_cutoff
     assert october == (
-        f"2026-10 Closed {cutoff:%Y-%m-%d %H:%M:%S} 2026-11-02 00:00 test 2 1 1 "
+        f"2026-10 Closed 2026-11-02 00:00 · test usage cutoff {cutoff:%Y-%m-%d %H:%M:%S} 2 1 1 "
         "CNY 350.00 250.00 100.00 350.00 35.00 315.00 ✓ reconciles"
     )
     november = inner(html, "tbody", 'data-period="2026-11"')
     assert november == (
-        "2026-11 Open — — 0 0 0 — 2026-11 has not ended yet: it can be closed from 2026-12-01 00:00 (UTC)."
+        "2026-11 Open — 0 0 0 — 2026-11 has not ended yet: it can be closed from 2026-12-01 00:00 (UTC)."
     )
     assert 'data-action="close"' not in html  # a viewer reads and never sees a button
     assert 'data-live-reload="period.closing period.closed"' in html
@@ -150,7 +152,7 @@ def test_a_month_without_a_stored_period_is_listed_open_with_its_close_button(oc
 
     html = response.content.decode()
     october_row = inner(html, "tbody", 'data-period="2026-10"')
-    assert october_row == "2026-10 Open — — 0 0 0 — Close 2026-10"
+    assert october_row == "2026-10 Open — 0 0 0 — Close 2026-10"
     assert 'action="/billing/finance/periods/2026-10/close/"' in html
     assert 'hx-post="/billing/finance/periods/2026-10/close/"' in html
     assert "Close 2026-11" not in html
@@ -172,7 +174,7 @@ def test_the_close_button_queues_the_close_shows_closing_and_the_task_closes_the
     assert Invoice.objects.count() == 0
     page = browser.get("/billing/finance/")
     october_row = inner(page.content.decode(), "tbody", 'data-period="2026-10"')
-    assert october_row == "2026-10 Closing… — — 0 0 0 — Requested by clerk@ops.test; waiting for the worker."
+    assert october_row == "2026-10 Closing… — 0 0 0 — Requested by clerk@ops.test; waiting for the worker."
     assert "Closing 2026-10: its invoices, statements and voucher claims are being issued." in text_of(page)
     event = AuditEvent.objects.get(action="period.close_requested")
     assert (event.organization, event.actor_label, event.after) == (operator, "clerk@ops.test", {"period": "2026-10"})
@@ -190,9 +192,10 @@ def test_the_close_button_queues_the_close_shows_closing_and_the_task_closes_the
     assert (period.status, period.closed_by) == (PeriodStatus.CLOSED, "clerk@ops.test")
     assert Invoice.objects.filter(period=period).count() == 2
     october_row = inner(browser.get("/billing/finance/").content.decode(), "tbody", 'data-period="2026-10"')
-    assert october_row.startswith("2026-10 Closed ")
-    assert october_row.endswith(
-        f"{NOW:%Y-%m-%d %H:%M} clerk@ops.test 2 1 1 CNY 350.00 250.00 100.00 350.00 35.00 315.00 ✓ reconciles"
+    cutoff = period.usage_cutoff
+    assert october_row == (
+        f"2026-10 Closed {NOW:%Y-%m-%d %H:%M} · clerk@ops.test usage cutoff {cutoff:%Y-%m-%d %H:%M:%S} 2 1 1 "
+        "CNY 350.00 250.00 100.00 350.00 35.00 315.00 ✓ reconciles"
     )
 
 
@@ -212,6 +215,68 @@ def test_the_close_button_answers_htmx_with_the_region_and_the_task_runs_on_comm
     assert inner(html, "tbody", 'data-period="2026-10"').startswith("2026-10 Closing…")
     assert BillingPeriod.objects.get(start=OCT).status == PeriodStatus.CLOSED
     assert Invoice.objects.filter(period__start=OCT).count() == 2
+
+
+def test_a_close_already_running_is_not_queued_again_unless_its_task_died(
+    october, clerk, operator, django_capture_on_commit_callbacks
+):
+    # The worker started closing October a minute ago: the period is "closing" in the database, with the cutoff it
+    # took (on the database's clock, after the usage was received).
+    cutoff = UsageRecord.objects.aggregate(last=Max("received_at"))["last"]
+    period = BillingPeriod.objects.create(
+        start=OCT,
+        end=NOV,
+        status=PeriodStatus.CLOSING,
+        usage_cutoff=cutoff,
+        closing_started_at=NOW - timedelta(minutes=1),
+    )
+    browser = browser_as(clerk, operator)
+
+    running = browser.get("/billing/finance/").content.decode()
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        again = browser.post("/billing/finance/periods/2026-10/close/", {"region": "periods"}, follow=True)
+
+    assert (
+        inner(running, "tbody", 'data-period="2026-10"')
+        == f"2026-10 Closing… — usage cutoff {cutoff:%Y-%m-%d %H:%M:%S} 0 0 0 —"
+    )
+    assert queued == []
+    assert "2026-10 is already being closed." in text_of(again)
+
+    # Closing for longer than the task may run: it died, and the button offers to finish the close.
+    BillingPeriod.objects.filter(pk=period.pk).update(closing_started_at=NOW - timedelta(hours=1))
+    stale = browser.get("/billing/finance/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        finished = browser.post("/billing/finance/periods/2026-10/close/", {"region": "periods"})
+
+    assert inner(stale, "tbody", 'data-period="2026-10"').endswith("Close 2026-10 again")
+    assert finished.status_code == 302
+    period.refresh_from_db()
+    assert (period.status, period.usage_cutoff) == (PeriodStatus.CLOSED, cutoff)  # the first cutoff is kept
+    assert Invoice.objects.filter(period=period).count() == 2
+
+
+def test_the_close_button_on_a_period_page_answers_into_that_page(
+    october, clerk, operator, django_capture_on_commit_callbacks
+):
+    browser = browser_as(clerk, operator)
+
+    page = browser.get("/billing/finance/periods/2026-10/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        htmx = browser.post("/billing/finance/periods/2026-10/close/", {"region": "period"}, HTTP_HX_REQUEST="true")
+    plain = browser.post("/billing/finance/periods/2026-10/close/", {"region": "period"})
+
+    assert 'hx-target="#period-body"' in page
+    assert '<input type="hidden" name="region" value="period">' in page
+    assert 'data-live-reload="period.closing period.closed"' in page
+    assert "<html" not in htmx.content.decode()
+    assert 'id="period-status"' in htmx.content.decode()
+    assert "Closing 2026-10: its invoices, statements and voucher claims are being issued." in text_of(htmx)
+    assert plain.status_code == 302
+    assert plain["Location"] == "/billing/finance/periods/2026-10/"
+    closed = browser.get(plain["Location"])
+    assert "2026-10 is already closed." in text_of(closed)
+    assert inner(closed.content.decode(), "span", "data-period-status") == "Closed"
 
 
 def test_the_period_region_reloads_as_a_partial(closed, viewer, operator):
@@ -721,6 +786,7 @@ def test_the_trial_balance_downloads_as_csv(closed, viewer, operator):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="trial-balance-2026-11-02.csv"'
+    assert response["Cache-Control"] == "private, no-store"
     lines = response.content.decode("utf-8-sig").splitlines()
     assert lines[0] == "currency,organization,role,role_label,debits,credits,balance"
     assert sorted(lines[1:-1]) == sorted(
