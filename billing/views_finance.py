@@ -152,10 +152,10 @@ def _period_context(request: HttpRequest, row: PeriodRow, notice: tuple[str, str
         "row": row,
         "can_act": can_act(request.actor),
         "notice": notice,
-        "invoices": period_invoices(row.period),
-        "statements": period_statements(row.period),
-        "claims": period_claims(row.period),
-        "credit_notes": period_credit_notes(row.period),
+        "invoices": period_invoices(request.actor, row.period),
+        "statements": period_statements(request.actor, row.period),
+        "claims": period_claims(request.actor, row.period),
+        "credit_notes": period_credit_notes(request.actor, row.period),
     }
 
 

@@ -230,7 +230,8 @@ def finance_period(actor: Actor, period_label: str, *, now: datetime) -> PeriodR
     return _period_rows([start], {start: period} if period else {}, now)[0]
 
 
-def period_invoices(period: BillingPeriod | None) -> QuerySet[Invoice]:
+def period_invoices(actor: Actor, period: BillingPeriod | None) -> QuerySet[Invoice]:
+    _require_operator(actor)
     if period is None:
         return Invoice.objects.none()
     return (
@@ -240,19 +241,22 @@ def period_invoices(period: BillingPeriod | None) -> QuerySet[Invoice]:
     )
 
 
-def period_statements(period: BillingPeriod | None) -> QuerySet[Statement]:
+def period_statements(actor: Actor, period: BillingPeriod | None) -> QuerySet[Statement]:
+    _require_operator(actor)
     if period is None:
         return Statement.objects.none()
     return Statement.objects.filter(period=period).select_related("center").order_by("center__name", "currency")
 
 
-def period_claims(period: BillingPeriod | None) -> QuerySet[VoucherClaim]:
+def period_claims(actor: Actor, period: BillingPeriod | None) -> QuerySet[VoucherClaim]:
+    _require_operator(actor)
     if period is None:
         return VoucherClaim.objects.none()
     return VoucherClaim.objects.filter(period=period).select_related("sponsor").order_by("sponsor__name", "currency")
 
 
-def period_credit_notes(period: BillingPeriod | None) -> QuerySet[CreditNote]:
+def period_credit_notes(actor: Actor, period: BillingPeriod | None) -> QuerySet[CreditNote]:
+    _require_operator(actor)
     if period is None:
         return CreditNote.objects.none()
     return CreditNote.objects.filter(period=period).select_related("invoice", "consumer").order_by("issued_at")

@@ -23,6 +23,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from accounts.actor import Actor
+from accounts.errors import Forbidden
 from accounts.models import AuditEvent, Organization, OrganizationKind, Role
 from billing.models import (
     AccountRole,
@@ -36,6 +38,14 @@ from billing.models import (
     PeriodStatus,
     Statement,
     UsageRecord,
+)
+from billing.selectors.finance import (
+    finance_balances,
+    finance_invoice_list,
+    finance_journal,
+    finance_period,
+    finance_periods,
+    period_invoices,
 )
 from billing.services.invoices import invoice_finalize
 from marketplace.models import Booking, Offering
@@ -875,3 +885,19 @@ def test_the_journal_pages_by_twenty_five(closed, viewer, operator):
     assert re.findall(r'data-entry-key="([^"]+)"', first)[0] == "test:21"
     assert len(re.findall(r"data-entry-key=", second)) == 1
     assert "Page 2 of 2" in visible(second)
+
+
+def test_the_finance_reads_refuse_anyone_but_the_operator(closed):
+    consumer = Actor.for_member(user=member_of(closed.heron, Role.OWNER), organization=closed.heron, role=Role.OWNER)
+    period = BillingPeriod.objects.get(start=OCT)
+
+    for read in (
+        lambda: finance_periods(consumer, now=NOW),
+        lambda: finance_period(consumer, "2026-10", now=NOW),
+        lambda: finance_invoice_list(consumer),
+        lambda: period_invoices(consumer, period),
+        lambda: finance_balances(consumer),
+        lambda: finance_journal(consumer),
+    ):
+        with pytest.raises(Forbidden):
+            read()
