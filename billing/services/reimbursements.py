@@ -562,31 +562,40 @@ def _certificate_summary(claim: ReimbursementClaim, rows: list[CertificateRow], 
     program = claim.grant.program
     currency = claim.currency
     billed = sum((line.device_seconds for line in invoice.lines.filter(kind=LineKind.USAGE)), ZERO)
+    metered = sum((row.device_hours for row in rows), ZERO)
+    billed_hours = (billed / SECONDS_PER_HOUR).quantize(Decimal("0.000001"))
+
+    def amount(value: Decimal) -> str:
+        return f"{format_money(value, currency)} {currency}"
+
     lines = [
-        "Usage certificate",
+        _("Usage certificate"),
         "",
-        f"Invoice: {invoice.number}",
-        f"Billing period: {invoice.period.label}",
-        f"Consumer: {claim.consumer.name}",
-        f"Voucher program: {program.name} (sponsor: {program.sponsor.name})",
+        _("Invoice: %(number)s") % {"number": invoice.number},
+        _("Billing period: %(period)s") % {"period": invoice.period.label},
+        _("Consumer: %(name)s") % {"name": claim.consumer.name},
+        _("Voucher program: %(program)s (sponsor: %(sponsor)s)")
+        % {"program": program.name, "sponsor": program.sponsor.name},
         "",
-        f"Bookings: {len({row.booking for row in rows})}",
-        f"Usage records: {sum(row.records for row in rows)}",
-        f"Device-hours metered: {sum((row.device_hours for row in rows), ZERO):f}",
-        f"Device-hours billed on usage lines: {(billed / SECONDS_PER_HOUR).quantize(Decimal('0.000001')):f}",
+        _("Bookings: %(count)s") % {"count": len({row.booking for row in rows})},
+        _("Usage records: %(count)s") % {"count": sum(row.records for row in rows)},
+        _("Device-hours metered: %(hours)s") % {"hours": f"{metered:f}"},
+        _("Device-hours billed on usage lines: %(hours)s") % {"hours": f"{billed_hours:f}"},
         "",
-        f"Invoice subtotal: {format_money(invoice.subtotal, currency)} {currency}",
-        f"Invoice total: {format_money(invoice.total, currency)} {currency}",
-        f"Eligible amount under the program: {format_money(claim.eligible_amount, currency)} {currency}",
-        f"Share paid by the program: {program.rate.normalize():f}",
-        f"Amount claimed: {format_money(claim.amount, currency)} {currency}",
-        f"Consumer's payment reference: {claim.payment_reference}",
-        f"Claim status: {claim.status}",
+        _("Invoice subtotal: %(amount)s") % {"amount": amount(invoice.subtotal)},
+        _("Invoice total: %(amount)s") % {"amount": amount(invoice.total)},
+        _("Eligible amount under the program: %(amount)s") % {"amount": amount(claim.eligible_amount)},
+        _("Share paid by the program: %(rate)s") % {"rate": f"{program.rate.normalize():f}"},
+        _("Amount claimed: %(amount)s") % {"amount": amount(claim.amount)},
+        _("Consumer's payment reference: %(reference)s") % {"reference": claim.payment_reference},
+        _("Claim status: %(status)s") % {"status": ReimbursementStatus(claim.status).label},
         "",
-        "The device-hours are computed from the usage records the computing centers' agents reported, exactly "
-        "as billed: the invoice period's usage received by its cutoff, and late usage of earlier periods on the "
-        "lines marked late.",
-        f"Generated at: {rfc3339(now)}",
+        _(
+            "The device-hours are computed from the usage records the computing centers' agents reported, exactly "
+            "as billed: the invoice period's usage received by its cutoff, and late usage of earlier periods on "
+            "the lines marked late."
+        ),
+        _("Generated at: %(when)s") % {"when": rfc3339(now)},
     ]
     return ("\n".join(lines) + "\n").encode("utf-8")
 

@@ -538,11 +538,10 @@ def test_the_evidence_bundle_holds_the_invoice_pdf_the_usage_certificate_and_the
     assert archive.read(f"invoice-{invoice.number}.pdf").startswith(b"%PDF-")
     assert archive.read("payment-proof.png") == PNG
     rows = list(csv.reader(io.StringIO(archive.read("usage-certificate.csv").decode())))
-    lines = {line.booking.offering_id: line for line in invoice.lines.select_related("booking")}
-    h100, ascend = lines[s.offering.pk].booking, lines[s.domestic.pk].booking
-    assert rows == [
-        list(CERTIFICATE_COLUMNS),
-        [
+    h100 = invoice.lines.get(booking__offering=s.offering).booking
+    ascend = invoice.lines.get(booking__offering=s.domestic).booking
+    expected = {
+        h100.pk: [
             str(h100.pk),
             "Lakeside AI Computing Center",
             "H100 SXM 80GB",
@@ -551,9 +550,9 @@ def test_the_evidence_bundle_holds_the_invoice_pdf_the_usage_certificate_and_the
             "2026-10",
             "no",
             "1",
-            "80.000000",
+            "80.000000",  # 8 devices × 10 h
         ],
-        [
+        ascend.pk: [
             str(ascend.pk),
             "Lakeside AI Computing Center",
             "Ascend 910B",
@@ -562,9 +561,12 @@ def test_the_evidence_bundle_holds_the_invoice_pdf_the_usage_certificate_and_the
             "2026-10",
             "no",
             "1",
-            "20.000000",
+            "20.000000",  # 4 devices × 5 h
         ],
-    ]
+    }
+    # One row per usage line, in the invoice's order.
+    in_order = invoice.lines.order_by("id").values_list("booking_id", flat=True)
+    assert rows == [list(CERTIFICATE_COLUMNS), *(expected[booking] for booking in in_order)]
     summary = archive.read("usage-summary.txt").decode()
     assert f"Invoice: {invoice.number}\n" in summary
     assert "Bookings: 2\nUsage records: 2\nDevice-hours metered: 100.000000\n" in summary
