@@ -214,7 +214,7 @@ def period_close(request: HttpRequest, period: str) -> HttpResponse:
             context = _period_context(request, _period_row(request.actor, period), notice)
             return render(request, "billing/finance/period.html", context, status=status)
         return render(request, "billing/finance/periods.html", _periods_context(request, notice), status=status)
-    getattr(messages, notice[0] if notice[0] != "danger" else "error")(request, notice[1])
+    messages.add_message(request, messages.SUCCESS if notice[0] == "success" else messages.INFO, notice[1])
     if on_period_page:
         return redirect("billing:finance_period", period=row.label)
     return redirect("billing:finance")
