@@ -692,14 +692,22 @@ def _growth(first: Result, last: Result) -> None:
     records = last.parameters["records"] / first.parameters["records"]
     close = last.figures["close_seconds"] / first.figures["close_seconds"]
     group_by = last.figures["group_by_seconds"] / first.figures["group_by_seconds"]
+    rating = last.figures["rating_seconds"] / first.figures["rating_seconds"]
+    marginal = (last.figures["close_seconds"] - first.figures["close_seconds"]) / (
+        last.parameters["records"] - first.parameters["records"]
+    )
     last.figures["growth"] = {
         "from_records": first.parameters["records"],
         "to_records": last.parameters["records"],
         "from_close_seconds": first.figures["close_seconds"],
         "close_factor": round(close, 2),
         "group_by_factor": round(group_by, 2),
+        "rating_factor": round(rating, 2),  # the record-level part alone
         "linear": records,
         "linear_or_better": close <= records,
+        # The close as fixed + per-record cost, from the two points: what a larger month would take.
+        "seconds_per_million_records": round(marginal * 1_000_000, 3),
+        "fixed_seconds": round(first.figures["close_seconds"] - marginal * first.parameters["records"], 3),
     }
     last.headline += f", growth ×{close:.1f} for ×{records:g} records"
 
