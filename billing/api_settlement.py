@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Prefetch
 from django.urls import path
 from django.utils import timezone
@@ -29,7 +28,7 @@ from accounts.api_support import DefaultPagination, idempotent, paginated_respon
 from accounts.errors import NotFound
 from accounts.models import CONSUMER_KINDS, Organization, OrganizationKind, Scope
 from accounts.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses, id_parameter
-from billing.models import BillingPeriod, CreditNoteLine, InvoiceLine, InvoiceStatus, PeriodStatus
+from billing.models import BillingPeriod, CreditNoteLine, InvoiceLine, InvoiceStatus
 from billing.periods_calendar import label, next_month, parse_label
 from billing.selectors.settlement import (
     UpcomingInvoice,
@@ -75,6 +74,7 @@ from billing.serializers import (
     VoucherProgramSerializer,
     VoucherRejectSerializer,
 )
+from billing.services.finance import period_close_request
 from billing.services.invoices import (
     CreditRequest,
     credit_note_issue,
@@ -82,9 +82,8 @@ from billing.services.invoices import (
     invoice_hold,
     invoice_release,
     invoice_void,
-    require_platform_finance,
 )
-from billing.services.periods import EarlierPeriodOpen, PeriodNotEnded, period_for, unclosed_before
+from billing.services.periods import period_for
 from billing.services.vouchers import (
     grant_for_invoice,
     voucher_claim_pay,
@@ -424,23 +423,6 @@ class PeriodListView(BillingView):
         return paginated_response(self, request, period_list(), BillingPeriodSerializer)
 
 
-def _check_closable(start: datetime, now: datetime) -> None:
-    """period_close's own refusals, checked before the close is queued so that the caller hears them now rather
-    than a worker logging them later. The close checks them again when it runs."""
-    end = next_month(start)
-    if now < end:
-        raise PeriodNotEnded(
-            _("%(period)s has not ended yet: it can be closed from %(end)s (UTC).")
-            % {"period": label(start), "end": f"{end:%Y-%m-%d %H:%M}"}
-        )
-    earlier = unclosed_before(start)
-    if earlier is not None:
-        raise EarlierPeriodOpen(
-            _("Close %(earlier)s first: periods close in order.") % {"earlier": label(earlier)},
-            extra={"earlier_period": label(earlier)},
-        )
-
-
 class PeriodCloseView(BillingView):
     allowed_kinds = frozenset({OPERATOR})
 
@@ -461,20 +443,10 @@ class PeriodCloseView(BillingView):
         tags=BILLING,
     )
     def post(self, request: Request, period: str) -> Response:
-        from billing.tasks import period_close_task
-
-        actor = _actor(request)
-        require_platform_finance(actor)
         start = parse_label(period)
-        now = timezone.now()
-        existing = period_list().filter(start=start).first()
-        if existing is not None and existing.status == PeriodStatus.CLOSED:
-            return Response(BillingPeriodSerializer(existing).data)
-        _check_closable(start, now)
+        outcome = period_close_request(actor=_actor(request), start=start, now=timezone.now())
         body = BillingPeriodSerializer(period_for(start)).data
-        period_label, actor_label = label(start), actor.label
-        transaction.on_commit(lambda: period_close_task.delay(period_label, actor_label))
-        return Response(body, status=202)
+        return Response(body, status=200 if outcome.outcome == "closed" else 202)
 
 
 # --- the ledger -------------------------------------------------------------------------------------------------

@@ -40,8 +40,7 @@ from billing.selectors.settlement import (
     statement_credit_lines,
     statement_lines,
 )
-from billing.services.periods import _describe as describe_charge  # the description a close writes on the line
-from billing.services.periods import vat_portion
+from billing.services.periods import describe_charge, vat_portion
 from marketplace.api.bookings import UtcDateTimeField
 from marketplace.money import CURRENCY_MINOR_UNITS, format_money
 from marketplace.serializers import ExactDecimalField

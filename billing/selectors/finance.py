@@ -30,9 +30,9 @@ from billing.models import (
 )
 from billing.periods_calendar import label, month_start, next_month, parse_label
 from billing.selectors.settlement import account_balances, invoice_list, is_operator
-from billing.services.finance import close_is_stale, close_refusal, close_requests
+from billing.services.finance import close_is_stale, close_requests
 from billing.services.invoices import credited_so_far
-from billing.services.periods import first_billable_month
+from billing.services.periods import close_refusal, first_billable_month
 
 ZERO = Decimal(0)
 

@@ -15,15 +15,13 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
-from django.utils.translation import gettext as _
 
 from accounts.actor import Actor
-from accounts.errors import DomainError
 from accounts.services import audit_record
 from billing.models import BillingPeriod, PeriodStatus
-from billing.periods_calendar import label, month_start, next_month
+from billing.periods_calendar import label, month_start
 from billing.services.invoices import require_platform_finance
-from billing.services.periods import EarlierPeriodOpen, PeriodNotEnded, period_for, unclosed_before
+from billing.services.periods import close_refusal, period_for
 
 logger = logging.getLogger(__name__)
 
@@ -40,25 +38,6 @@ def close_requests(labels: list[str]) -> dict[str, dict[str, Any]]:
     """The queued close requests of these months, by label: who asked and when."""
     found = cache.get_many([close_request_key(name) for name in labels])
     return {name: found[close_request_key(name)] for name in labels if close_request_key(name) in found}
-
-
-def close_refusal(start: datetime, now: datetime) -> DomainError | None:
-    """Why `period_close` would refuse the month starting at `start` now, as the error it would raise (the same
-    rules and sentences), or None when it may be closed."""
-    start = month_start(start)
-    end = next_month(start)
-    if now < end:
-        return PeriodNotEnded(
-            _("%(period)s has not ended yet: it can be closed from %(end)s (UTC).")
-            % {"period": label(start), "end": f"{end:%Y-%m-%d %H:%M}"}
-        )
-    earlier = unclosed_before(start)
-    if earlier is not None:
-        return EarlierPeriodOpen(
-            _("Close %(earlier)s first: periods close in order.") % {"earlier": label(earlier)},
-            extra={"earlier_period": label(earlier)},
-        )
-    return None
 
 
 def close_is_stale(period: BillingPeriod, now: datetime) -> bool:

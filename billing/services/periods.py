@@ -127,17 +127,9 @@ def period_close(*, start: datetime, now: datetime, actor_label: str = "system")
     period = period_for(start)
     if period.status == PeriodStatus.CLOSED:
         return CloseResult(period=period, already_closed=True)
-    if now < period.end:
-        raise PeriodNotEnded(
-            _("%(period)s has not ended yet: it can be closed from %(end)s (UTC).")
-            % {"period": period.label, "end": f"{period.end:%Y-%m-%d %H:%M}"}
-        )
-    earlier = unclosed_before(period.start)
-    if earlier is not None:
-        raise EarlierPeriodOpen(
-            _("Close %(earlier)s first: periods close in order.") % {"earlier": label(earlier)},
-            extra={"earlier_period": label(earlier)},
-        )
+    refusal = close_refusal(period.start, now)
+    if refusal is not None:
+        raise refusal
     _begin_closing(period, now)
     with transaction.atomic():
         period = BillingPeriod.objects.select_for_update().get(pk=period.pk)
@@ -149,6 +141,25 @@ def period_close(*, start: datetime, now: datetime, actor_label: str = "system")
         extra={"period": period.label, "invoices": result.invoices, "statements": result.statements},
     )
     return result
+
+
+def close_refusal(start: datetime, now: datetime) -> RuleViolation | None:
+    """Why the month starting at `start` cannot be closed now, as the error `period_close` raises, or None. Callers
+    that queue a close (a page, the API) check it first, so the person hears the refusal instead of a worker."""
+    start = month_start(start)
+    end = next_month(start)
+    if now < end:
+        return PeriodNotEnded(
+            _("%(period)s has not ended yet: it can be closed from %(end)s (UTC).")
+            % {"period": label(start), "end": f"{end:%Y-%m-%d %H:%M}"}
+        )
+    earlier = unclosed_before(start)
+    if earlier is not None:
+        return EarlierPeriodOpen(
+            _("Close %(earlier)s first: periods close in order.") % {"earlier": label(earlier)},
+            extra={"earlier_period": label(earlier)},
+        )
+    return None
 
 
 def _begin_closing(period: BillingPeriod, now: datetime) -> None:
@@ -239,7 +250,7 @@ def _close_locked(period: BillingPeriod, now: datetime, actor_label: str) -> Clo
                     unit_price=charge.unit_price,
                     amount=amount,
                     voucher_eligible=id(charge) in eligible_lines,
-                    description=_describe(charge),
+                    description=describe_charge(charge),
                 )
             )
         if share is not None:
@@ -267,7 +278,8 @@ def _close_locked(period: BillingPeriod, now: datetime, actor_label: str) -> Clo
     return result
 
 
-def _describe(charge: Charge) -> str:
+def describe_charge(charge: Charge) -> str:
+    """The line text of a charge: what was booked, where, when (the close writes it; the upcoming invoice shows it)."""
     booking = charge.booking
     window = f"{booking.start:%Y-%m-%d %H:%M} – {booking.end:%Y-%m-%d %H:%M} UTC"
     return f"{booking.devices} × {booking.accelerator} · {booking.center_name} · {window}"[:300]
