@@ -76,6 +76,54 @@ def accounts_for(keys: Iterable[tuple[Any, str, str]]) -> dict[tuple[Any, str, s
     return found
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One entry to post with `journal_post_many`."""
+
+    key: str
+    kind: str
+    memo: str
+    postings: list[Posting]
+
+
+def _netted(key: str, postings: list[Posting]) -> dict[tuple[Any, str, str], Decimal]:
+    """Postings netted per account, zeros dropped; raises UnbalancedEntry unless they sum to zero per currency."""
+    netted: dict[tuple[Any, str, str], Decimal] = defaultdict(Decimal)
+    for posting in postings:
+        netted[(_org_id(posting.organization), posting.role, posting.currency)] += posting.amount
+    lines = {account_key: amount for account_key, amount in netted.items() if amount != 0}
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for (_org, _role, currency), amount in lines.items():
+        totals[currency] += amount
+    unbalanced = {currency: total for currency, total in totals.items() if total != 0}
+    if unbalanced:
+        raise UnbalancedEntry(f"entry {key} does not balance: {unbalanced}")
+    return lines
+
+
+def journal_post_many(*, entries: list[Entry], now: datetime, period: BillingPeriod | None = None) -> int:
+    """Post many entries at once inside the caller's transaction (a period's close posts hundreds): the same
+    guarantees as `journal_post` — a key already posted is skipped, all-zero entries are not written, each entry
+    must balance — in a handful of statements. Returns how many entries were written."""
+    existing = set(JournalEntry.objects.filter(key__in=[e.key for e in entries]).values_list("key", flat=True))
+    planned = [(entry, _netted(entry.key, entry.postings)) for entry in entries if entry.key not in existing]
+    planned = [(entry, lines) for entry, lines in planned if lines]
+    if not planned:
+        return 0
+    accounts = accounts_for({account_key for _entry, lines in planned for account_key in lines})
+    with transaction.atomic():
+        made = JournalEntry.objects.bulk_create(
+            JournalEntry(key=entry.key, kind=entry.kind, memo=entry.memo[:300], period=period, posted_at=now)
+            for entry, _lines in planned
+        )
+        JournalLine.objects.bulk_create(
+            JournalLine(entry=row, account=accounts[account_key], currency=account_key[2], amount=amount)
+            for row, (_entry, lines) in zip(made, planned, strict=True)
+            for account_key, amount in sorted(lines.items(), key=lambda item: -item[1])
+        )
+    return len(made)
+
+
 def journal_post(
     *,
     key: str,
@@ -94,18 +142,9 @@ def journal_post(
     existing = JournalEntry.objects.filter(key=key).first()
     if existing is not None:
         return existing
-    netted: dict[tuple[Any, str, str], Decimal] = defaultdict(Decimal)
-    for posting in postings:
-        netted[(_org_id(posting.organization), posting.role, posting.currency)] += posting.amount
-    lines = {account_key: amount for account_key, amount in netted.items() if amount != 0}
+    lines = _netted(key, postings)
     if not lines:
         return None  # nothing moves: no entry, and the key stays free
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for (_org, _role, currency), amount in lines.items():
-        totals[currency] += amount
-    unbalanced = {currency: total for currency, total in totals.items() if total != 0}
-    if unbalanced:
-        raise UnbalancedEntry(f"entry {key} does not balance: {unbalanced}")
     known = accounts or {}
     missing = [account_key for account_key in lines if account_key not in known]
     if missing:

@@ -42,9 +42,9 @@ from billing.models import (
     VoucherRedemption,
 )
 from billing.periods_calendar import label, month_start, next_month, previous_month
-from billing.services.ledger import accounts_for, credit, debit, journal_post
+from billing.services.ledger import Entry, credit, debit, journal_post_many
 from billing.services.rating import Charge, rate_period
-from billing.services.vouchers import grant_for_invoice, program_admits, related_party_ids, voucher_share
+from billing.services.vouchers import grants_for_invoices, program_admits, related_parties_of, voucher_share
 from marketplace.models import Booking
 from marketplace.money import format_money, round_money
 from marketplace.realtime import send_to_organizations
@@ -198,7 +198,8 @@ def _close_locked(period: BillingPeriod, now: datetime, actor_label: str) -> Clo
     for charge in rating.sorted():
         by_invoice[(charge.consumer_id, charge.currency)].append(charge)
 
-    consumers = Organization.objects.in_bulk({consumer_id for consumer_id, _currency in by_invoice})
+    grants = grants_for_invoices(invoices=by_invoice.keys(), start=period.start, end=period.end)
+    related_of = related_parties_of({consumer_id for consumer_id, _currency in grants})
     review_until = now + timedelta(hours=settings.INVOICE_REVIEW_HOURS)
     pending_redemptions: list[tuple[Invoice, Any]] = []
     invoices: list[Invoice] = []
@@ -206,12 +207,10 @@ def _close_locked(period: BillingPeriod, now: datetime, actor_label: str) -> Clo
     for (consumer_id, currency), charges in sorted(by_invoice.items(), key=lambda item: (str(item[0][0]), item[0][1])):
         priced = [(charge, charge.amount) for charge in charges]
         subtotal = sum((amount for _charge, amount in priced), ZERO)
-        grant = grant_for_invoice(
-            consumer_id=consumer_id, currency=currency, start=period.start, end=period.end, lock=True
-        )
+        grant = grants.get((consumer_id, currency))
         share = None
         if grant is not None:
-            related = related_party_ids(consumers[consumer_id])
+            related = related_of[consumer_id]
             share = voucher_share(
                 grant=grant,
                 lines=[(charge.booking, amount) for charge, amount in priced],
@@ -377,60 +376,43 @@ def _post_ledger(
     center_shares: dict[uuid.UUID, dict[Any, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for line in lines:
         center_shares[line.invoice.pk][line.center_id] += line.amount
-    keys = set()
-    for invoice in invoices:
-        keys.add((invoice.consumer_id, AccountRole.RECEIVABLE, invoice.currency))
-        for center_id in center_shares[invoice.pk]:
-            keys.add((center_id, AccountRole.CENTER_PAYABLE, invoice.currency))
-    for invoice, share in redemptions:
-        keys.add((share.grant.program.sponsor_id, AccountRole.VOUCHER_RECEIVABLE, invoice.currency))
-    for statement in statements:
-        keys.add((statement.center_id, AccountRole.CENTER_PAYABLE, statement.currency))
-        keys.add((None, AccountRole.FEE_REVENUE, statement.currency))
-    accounts = accounts_for(keys)
-
+    entries = []
     for invoice in invoices:
         postings = [debit(invoice.consumer_id, AccountRole.RECEIVABLE, invoice.currency, invoice.subtotal)]
         postings += [
             credit(center_id, AccountRole.CENTER_PAYABLE, invoice.currency, amount)
             for center_id, amount in center_shares[invoice.pk].items()
         ]
-        journal_post(
-            key=f"invoice:{invoice.pk}",
-            kind="invoice",
-            memo=f"Invoice for {period.label} ({invoice.currency})",
-            postings=postings,
-            now=now,
-            period=period,
-            accounts=accounts,
+        entries.append(
+            Entry(f"invoice:{invoice.pk}", "invoice", f"Invoice for {period.label} ({invoice.currency})", postings)
         )
     for invoice, share in redemptions:
-        journal_post(
-            key=f"redemption:{invoice.pk}",
-            kind="redemption",
-            memo=f"Voucher {share.grant.program.name} on the {period.label} invoice",
-            postings=[
-                debit(share.grant.program.sponsor_id, AccountRole.VOUCHER_RECEIVABLE, invoice.currency, share.amount),
-                credit(invoice.consumer_id, AccountRole.RECEIVABLE, invoice.currency, share.amount),
-            ],
-            now=now,
-            period=period,
-            accounts=accounts,
+        sponsor = share.grant.program.sponsor_id
+        entries.append(
+            Entry(
+                f"redemption:{invoice.pk}",
+                "redemption",
+                f"Voucher {share.grant.program.name} on the {period.label} invoice",
+                [
+                    debit(sponsor, AccountRole.VOUCHER_RECEIVABLE, invoice.currency, share.amount),
+                    credit(invoice.consumer_id, AccountRole.RECEIVABLE, invoice.currency, share.amount),
+                ],
+            )
         )
     for statement in statements:
         fee = statement.fee + statement.fee_adjustment
-        journal_post(
-            key=f"fee:{statement.pk}",
-            kind="fee",
-            memo=f"Platform fee on {period.label} ({statement.currency})",
-            postings=[
-                debit(statement.center_id, AccountRole.CENTER_PAYABLE, statement.currency, fee),
-                credit(None, AccountRole.FEE_REVENUE, statement.currency, fee),
-            ],
-            now=now,
-            period=period,
-            accounts=accounts,
+        entries.append(
+            Entry(
+                f"fee:{statement.pk}",
+                "fee",
+                f"Platform fee on {period.label} ({statement.currency})",
+                [
+                    debit(statement.center_id, AccountRole.CENTER_PAYABLE, statement.currency, fee),
+                    credit(None, AccountRole.FEE_REVENUE, statement.currency, fee),
+                ],
+            )
         )
+    journal_post_many(entries=entries, now=now, period=period)
 
 
 _TRIAL_BALANCE = "SELECT currency, sum(amount) FROM billing_journalline GROUP BY currency HAVING sum(amount) <> 0"

@@ -54,6 +54,23 @@ def related_party_ids(organization: Organization | Any) -> set[uuid.UUID]:
     return related
 
 
+def related_parties_of(organization_ids: Iterable[Any]) -> dict[Any, set[uuid.UUID]]:
+    """`related_party_ids` of many organizations at once (two queries, whatever their number)."""
+    ids = set(organization_ids)
+    related: dict[Any, set[uuid.UUID]] = {org_id: set() for org_id in ids}
+    links = Organization.related_parties.through.objects.filter(from_organization_id__in=ids)
+    for left, right in links.values_list("from_organization_id", "to_organization_id"):
+        related[left].add(right)
+    tax_ids = dict(Organization.objects.filter(pk__in=ids).exclude(tax_id="").values_list("pk", "tax_id"))
+    if tax_ids:
+        sharing: dict[str, set[uuid.UUID]] = {}
+        for org_id, tax_id in Organization.objects.filter(tax_id__in=set(tax_ids.values())).values_list("pk", "tax_id"):
+            sharing.setdefault(tax_id, set()).add(org_id)
+        for org_id, tax_id in tax_ids.items():
+            related[org_id] |= sharing[tax_id] - {org_id}
+    return related
+
+
 def program_admits(program: VoucherProgram, booking: BookingFacts, related: set[uuid.UUID]) -> bool:
     """Whether a line of this booking is eligible under the program (rule 5)."""
     if not booking.voucher_eligible or booking.center_id in related:
@@ -79,6 +96,43 @@ def _candidate_grants(consumer_id: Any, currency: str, start: datetime, end: dat
         .select_related("program__sponsor")
         .order_by("pk")
     )
+
+
+def grants_for_invoices(
+    *, invoices: Iterable[tuple[Any, str]], start: datetime, end: datetime
+) -> dict[tuple[Any, str], VoucherGrant]:
+    """`grant_for_invoice` (locked) for many (consumer, currency) invoices of one period, in one query: every
+    candidate grant is locked in primary-key order."""
+    wanted = set(invoices)
+    if not wanted:
+        return {}
+    candidates = (
+        VoucherGrant.objects.filter(
+            consumer_id__in={consumer for consumer, _currency in wanted},
+            status=GrantStatus.ACTIVE,
+            remaining__gt=0,
+            program__currency__in={currency for _consumer, currency in wanted},
+            program__flow=VoucherFlow.DEDUCT,
+            valid_from__lt=end,
+            expires_at__gt=start,
+        )
+        .select_related("program__sponsor")
+        .select_for_update(of=("self",))
+        .order_by("pk")
+    )
+    chosen: dict[tuple[Any, str], VoucherGrant] = {}
+    for grant in candidates:
+        key = (grant.consumer_id, grant.program.currency)
+        if key not in wanted:
+            continue
+        best = chosen.get(key)
+        if best is None or (grant.expires_at, grant.applied_at, str(grant.pk)) < (
+            best.expires_at,
+            best.applied_at,
+            str(best.pk),
+        ):
+            chosen[key] = grant
+    return chosen
 
 
 def grant_for_invoice(

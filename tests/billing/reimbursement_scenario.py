@@ -15,8 +15,8 @@ from billing.models import Invoice, VoucherGrant, VoucherProgram
 from billing.periods_calendar import next_month
 from billing.services.invoices import invoice_finalize
 from billing.services.reimbursements import reimbursement_submit
-from marketplace.models import AcceleratorModel, Offering
-from tests.billing.settlement import OCT, at, book, close, invoice_of, market, meter
+from marketplace.models import Offering
+from tests.billing.settlement import OCT, at, book, chip, close, invoice_of, market, meter
 from tests.billing.vouchers import grant, program, sponsor_actor
 from tests.factories import UserFactory
 from tests.marketplace.factories import OfferingFactory, SiteFactory
@@ -53,7 +53,7 @@ def scenario(*, rate: str = "0.50", amount: str = "1000.00", cap: str | None = N
     domestic = OfferingFactory(
         center=center,
         site=SiteFactory(center=center, region="cn-north"),
-        accelerator=AcceleratorModel.objects.get(code="huawei-ascend-910b"),
+        accelerator=chip("huawei-ascend-910b"),
         price_per_device_hour=Decimal("8.0000"),
         currency="CNY",
         min_commit_fraction=Decimal("0"),

@@ -14,15 +14,10 @@ from billing.models import BillingPeriod, Invoice, JournalLine, Statement
 from billing.periods_calendar import next_month
 from billing.services.periods import CloseResult, period_close
 from billing.services.usage import usage_ingest
-from marketplace.models import Booking, BookingStatus
+from marketplace.catalog import load_catalog
+from marketplace.models import AcceleratorModel, Booking, BookingStatus
 from tests.factories import OrganizationFactory
-from tests.marketplace.factories import (
-    AcceleratorModelFactory,
-    BookingFactory,
-    CenterFactory,
-    OfferingFactory,
-    SiteFactory,
-)
+from tests.marketplace.factories import BookingFactory, CenterFactory, OfferingFactory, SiteFactory
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
@@ -112,12 +107,18 @@ def period(month: datetime) -> BillingPeriod:
     return BillingPeriod.objects.get(start=month)
 
 
+def chip(code: str) -> AcceleratorModel:
+    """A chip of the seeded catalog, seeding it again when a transactional test before this one flushed it."""
+    if not AcceleratorModel.objects.filter(code=code).exists():
+        load_catalog(AcceleratorModel)
+    return AcceleratorModel.objects.get(code=code)
+
+
 def market(*, price="12.5000", currency="CNY", fraction="0.500", notice=24, **offering_fields):
     """A center with one offering (H100 by default) and a consumer enterprise."""
     center = CenterFactory(name="Lakeside AI Computing Center")
     site = SiteFactory(center=center, region=offering_fields.pop("region", "cn-east"))
-    # Through the factory (get or create): a transactional test before this one may have flushed the seeded catalog.
-    accelerator = offering_fields.pop("accelerator", None) or AcceleratorModelFactory(code="nvidia-h100-sxm")
+    accelerator = offering_fields.pop("accelerator", None) or chip("nvidia-h100-sxm")
     offering = OfferingFactory(
         center=center,
         site=site,

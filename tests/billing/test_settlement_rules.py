@@ -10,7 +10,6 @@ import pytest
 
 from accounts.models import OrganizationKind
 from billing.models import AccountRole, Invoice, JournalEntry, LineKind, Statement, VoucherClaim
-from marketplace.models import AcceleratorModel
 from tests.billing.settlement import (
     NOV,
     OCT,
@@ -18,6 +17,7 @@ from tests.billing.settlement import (
     balance,
     book,
     cancel,
+    chip,
     close,
     invoice_of,
     lines_of,
@@ -269,7 +269,7 @@ def test_rule_5_program_filters_on_vendor_domestic_chips_and_region():
     ascend = OfferingFactory(
         center=center,
         site=SiteFactory(center=center, region="cn-southwest"),
-        accelerator=AcceleratorModel.objects.get(code="huawei-ascend-910b"),
+        accelerator=chip("huawei-ascend-910b"),
         price_per_device_hour=D("8.0000"),
         min_commit_fraction=D("0"),
     )
