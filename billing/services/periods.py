@@ -37,7 +37,6 @@ from billing.models import (
     PeriodStatus,
     Statement,
     VoucherClaim,
-    VoucherGrant,
     VoucherProgram,
     VoucherRedemption,
 )
@@ -45,6 +44,7 @@ from billing.periods_calendar import label, month_start, next_month, previous_mo
 from billing.services.ledger import Entry, credit, debit, journal_post_many
 from billing.services.rating import Charge, rate_period
 from billing.services.vouchers import grants_for_invoices, program_admits, related_parties_of, voucher_share
+from billing.sql import array_literal, text_array_literal
 from marketplace.models import Booking
 from marketplace.money import format_money, round_money
 from marketplace.realtime import send_to_organizations
@@ -255,7 +255,7 @@ def _close_locked(period: BillingPeriod, now: datetime, actor_label: str) -> Clo
         if share is not None:
             pending_redemptions.append((invoice, share))
     Invoice.objects.bulk_create(invoices)
-    InvoiceLine.objects.bulk_create(lines)
+    _insert_lines(lines)
     result.invoices = len(invoices)
 
     claims = _redeem(period, pending_redemptions, now)
@@ -277,11 +277,51 @@ def _close_locked(period: BillingPeriod, now: datetime, actor_label: str) -> Clo
     return result
 
 
+_INSERT_LINES = """
+INSERT INTO billing_invoiceline
+    (invoice_id, booking_id, center_id, kind, late, usage_period_id, device_seconds, unit_price, amount,
+     voucher_eligible, description)
+SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::boolean[], %s::bigint[], %s::numeric[],
+                     %s::numeric[], %s::numeric[], %s::boolean[], %s::text[])
+"""
+
+
+def _insert_lines(lines: list[InvoiceLine]) -> None:
+    """The period's invoice lines in one statement (thousands of rows: a model-by-model bulk insert measured as a
+    third of a close). Nothing reads their ids back."""
+    if not lines:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_LINES,
+            [
+                array_literal(line.invoice_id for line in lines),
+                array_literal(line.booking_id for line in lines),
+                array_literal(line.center_id for line in lines),
+                array_literal(line.kind for line in lines),
+                array_literal(line.late for line in lines),
+                array_literal(line.usage_period_id for line in lines),
+                array_literal(line.device_seconds for line in lines),
+                array_literal(line.unit_price for line in lines),
+                array_literal(line.amount for line in lines),
+                array_literal(line.voucher_eligible for line in lines),
+                text_array_literal(line.description for line in lines),
+            ],
+        )
+
+
 def describe_charge(charge: Charge) -> str:
     """The line text of a charge: what was booked, where, when (the close writes it; the upcoming invoice shows it)."""
     booking = charge.booking
     window = f"{booking.start:%Y-%m-%d %H:%M} – {booking.end:%Y-%m-%d %H:%M} UTC"
     return f"{booking.devices} × {booking.accelerator} · {booking.center_name} · {window}"[:300]
+
+
+_DRAW_GRANTS = """
+UPDATE billing_vouchergrant g SET remaining = v.remaining, status = v.status
+FROM unnest(%s::uuid[], %s::numeric[], %s::text[]) AS v(id, remaining, status)
+WHERE g.id = v.id
+"""
 
 
 def _redeem(period: BillingPeriod, pending: list[tuple[Invoice, Any]], now: datetime) -> list[VoucherClaim]:
@@ -313,12 +353,21 @@ def _redeem(period: BillingPeriod, pending: list[tuple[Invoice, Any]], now: date
     for _invoice, share in pending:
         per_program[share.grant.program_id] += share.amount
     list(VoucherProgram.objects.select_for_update().filter(pk__in=per_program).order_by("pk"))
+    # A grant is in one currency, so it covers at most one invoice of a period: each is drawn down once.
     for _invoice, share in pending:
         grant = share.grant
         grant.remaining -= share.amount
         if grant.remaining == 0:
             grant.status = GrantStatus.EXHAUSTED
-        VoucherGrant.objects.filter(pk=grant.pk).update(remaining=grant.remaining, status=grant.status)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _DRAW_GRANTS,
+            [
+                array_literal(share.grant.pk for _invoice, share in pending),
+                array_literal(share.grant.remaining for _invoice, share in pending),
+                array_literal(share.grant.status for _invoice, share in pending),
+            ],
+        )
     for program_id, amount in per_program.items():
         VoucherProgram.objects.filter(pk=program_id).update(redeemed=F("redeemed") + amount)
     return list(claims.values())

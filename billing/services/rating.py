@@ -23,6 +23,7 @@ from django.db import connection
 
 from billing.models import LineKind
 from billing.rules import SECONDS_PER_HOUR, usage_amount
+from billing.sql import array_literal
 from marketplace.models import BookingStatus
 
 ZERO = Decimal(0)
@@ -95,12 +96,6 @@ JOIN marketplace_site s ON s.id = o.site_id
 JOIN accounts_organization c ON c.id = o.center_id
 WHERE b.id = ANY(%(bookings)s::uuid[])
 """
-
-
-def uuid_array(ids) -> str:
-    """A PostgreSQL array literal of UUIDs: one parameter instead of one adapted per element (thousands of bookings
-    in a close)."""
-    return "{" + ",".join(str(i) for i in ids) + "}"
 
 
 @dataclass(frozen=True)
@@ -230,7 +225,7 @@ def rate_period(
         late_bookings = sorted({row[0] for row in late})
         committed_before: dict[uuid.UUID, tuple[str, Decimal]] = {}
         if late_bookings:
-            cursor.execute(_COMMITTED_BEFORE, {"bookings": uuid_array(late_bookings)})
+            cursor.execute(_COMMITTED_BEFORE, {"bookings": array_literal(late_bookings)})
             for booking_id, kind, seconds in cursor.fetchall():
                 previous = committed_before.get(booking_id)
                 committed_before[booking_id] = (kind, (previous[1] if previous else ZERO) + seconds)
@@ -239,13 +234,13 @@ def rate_period(
         metered: dict[uuid.UUID, Decimal] = {}
         measured = sorted(set(completing) | set(reassessed))
         if measured:
-            cursor.execute(_METERED, {"bookings": uuid_array(measured), "cutoff": cutoff})
+            cursor.execute(_METERED, {"bookings": array_literal(measured), "cutoff": cutoff})
             metered = dict(cursor.fetchall())
 
         involved = sorted({row[0] for row in on_time} | set(late_bookings) | set(completing))
         facts: dict[uuid.UUID, BookingFacts] = {}
         if involved:
-            cursor.execute(_BOOKINGS, {"bookings": uuid_array(involved)})
+            cursor.execute(_BOOKINGS, {"bookings": array_literal(involved)})
             for row in cursor.fetchall():
                 facts[row[0]] = BookingFacts(*row[:11], Decimal(row[11]), *row[12:])
 

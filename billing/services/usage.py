@@ -37,6 +37,7 @@ from accounts.actor import Actor
 from accounts.errors import DomainError
 from billing.gate import usage_gate_enter
 from billing.selectors.usage import UsageSoFar
+from billing.sql import array_literal, text_array_literal
 from marketplace.models import Agent, BookingStatus
 from marketplace.realtime import send_many_to_organizations
 from marketplace.timestamps import rfc3339
@@ -380,18 +381,6 @@ RETURNING booking_id, records, device_seconds, last_end
 """
 
 
-def _array(values: Iterable[Any]) -> str:
-    """A PostgreSQL array literal of values whose text has no quotes, commas, braces or spaces (UUIDs, numbers,
-    ISO timestamps, hex digests): one string parameter instead of an array psycopg adapts element by element,
-    which measured as a third of the ingestion path's time."""
-    return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
-
-
-def _text_array(values: Iterable[str]) -> str:
-    """A PostgreSQL array literal of arbitrary strings, each quoted and escaped."""
-    return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
-
-
 def _reject(result: IngestResult, candidate: Candidate, code: str, detail: str) -> None:
     result.rejected.append(Rejection(index=candidate.index, id=candidate.record_id, code=code, detail=detail))
 
@@ -448,9 +437,9 @@ def _judge_and_store(
     booking_ids = sorted({candidate.booking_id for candidate in candidates})
     with connection.cursor() as cursor:
         received_at = usage_gate_enter(cursor)
-        cursor.execute(_LOCK_BOOKINGS, [_array(booking_ids), center_id])
+        cursor.execute(_LOCK_BOOKINGS, [array_literal(booking_ids), center_id])
         bookings = {row[0]: _Booking(*row) for row in cursor.fetchall()}
-        cursor.execute(_STORED_HASHES, [_text_array(candidate.record_id for candidate in candidates), center_id])
+        cursor.execute(_STORED_HASHES, [text_array_literal(candidate.record_id for candidate in candidates), center_id])
         stored_hashes: dict[str, str] = dict(cursor.fetchall())
         occupancy = _load_occupancy(cursor, candidates, bookings)
 
@@ -547,7 +536,11 @@ def _load_occupancy(cursor, candidates: list[Candidate], bookings: dict[uuid.UUI
         ids = list(spans)
         cursor.execute(
             _OVERLAPPING,
-            [_array(ids), _array(spans[i][0].isoformat() for i in ids), _array(spans[i][1].isoformat() for i in ids)],
+            [
+                array_literal(ids),
+                array_literal(spans[i][0].isoformat() for i in ids),
+                array_literal(spans[i][1].isoformat() for i in ids),
+            ],
         )
         for booking_id, start, end, devices in cursor.fetchall():
             intervals[booking_id].append((start, end, devices))
@@ -575,15 +568,15 @@ def _insert(
                 center_id,
                 agent_id,
                 received_at,
-                _text_array(c.record_id for c in rows),
-                _array(c.booking_id for c in rows),
-                _array(c.start_text for c in rows),
-                _array(c.end_text for c in rows),
-                _array(c.devices for c in rows),
-                _array(c.device_seconds for c in rows),
-                _array(c.utilization for c in rows),
-                _array(c.energy_kwh for c in rows),
-                _array(c.payload_hash for c in rows),
+                text_array_literal(c.record_id for c in rows),
+                array_literal(c.booking_id for c in rows),
+                array_literal(c.start_text for c in rows),
+                array_literal(c.end_text for c in rows),
+                array_literal(c.devices for c in rows),
+                array_literal(c.device_seconds for c in rows),
+                array_literal(c.utilization for c in rows),
+                array_literal(c.energy_kwh for c in rows),
+                array_literal(c.payload_hash for c in rows),
             ],
         )
         inserted = {row[0] for row in cursor.fetchall()}
@@ -591,7 +584,7 @@ def _insert(
         if lost:
             # Another upload stored these ids (for another booking) between our read and our insert. What it
             # stored decides: the same payload is a duplicate, another one a conflict.
-            cursor.execute(_STORED_HASHES, [_text_array(candidate.record_id for candidate in lost), center_id])
+            cursor.execute(_STORED_HASHES, [text_array_literal(candidate.record_id for candidate in lost), center_id])
             winners = dict(cursor.fetchall())
             for candidate in lost:
                 if winners.get(candidate.record_id) == candidate.payload_hash:
