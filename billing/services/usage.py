@@ -93,6 +93,7 @@ class Candidate:
     index: int
     record_id: str
     booking_id: uuid.UUID
+    booking_text: str  # the id's canonical text, for the hash and the insert
     start: datetime
     end: datetime
     devices: int
@@ -179,30 +180,43 @@ def _device_seconds(devices: int, microseconds: int) -> Decimal:
     return (Decimal(devices) * Decimal(microseconds)).scaleb(-6)
 
 
-def _decimal(value: Any, name: str, *, low: Decimal, high: Decimal, places: Decimal) -> Decimal | None:
+def _reading(low: Decimal, high: Decimal, places: Decimal):
+    """A parser of one kind of reading: the value as a Decimal quantized to `places`, and its text (for the
+    payload hash). Agents repeat the same readings ("0.83", "1.9") across records and batches, so each distinct
+    value is parsed once (a one-argument cache: hashing the bounds on every call cost as much as parsing)."""
+
+    @lru_cache(maxsize=65_536)
+    def parse(value: str | int | Decimal | float) -> tuple[Decimal, str]:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        if not number.is_finite() or number < low or number > high:
+            raise ValueError(value)
+        quantized = number.quantize(places)
+        return quantized, str(quantized)
+
+    parse.bounds = (low, high)
+    return parse
+
+
+_utilization = _reading(Decimal(0), Decimal(1), UTILIZATION_PLACES)
+_energy = _reading(Decimal(0), MAX_ENERGY_KWH, ENERGY_PLACES)
+_ABSENT = (None, "None")
+
+
+def _decimal(value: Any, name: str, parse) -> tuple[Decimal | None, str]:
     if value is None:
-        return None
+        return _ABSENT
     kind = value.__class__
     if kind is not str and kind is not int and kind is not float and kind is not Decimal:
         raise _Bad(_('%(field)s must be a decimal string such as "0.83".') % {"field": name})
     try:
-        return _bounded_decimal(value, low, high, places)
+        return parse(value)
     except InvalidOperation:
         raise _Bad(_("%(field)s is not a number: %(value)s.") % {"field": name, "value": str(value)[:40]}) from None
     except ValueError:
+        low, high = parse.bounds
         raise _Bad(
             _("%(field)s must lie between %(low)s and %(high)s.") % {"field": name, "low": low, "high": high}
         ) from None
-
-
-# Agents repeat the same readings ("0.83", "1.9") across records and batches: parsing each once is a measurable
-# share of the ingestion path.
-@lru_cache(maxsize=65_536)
-def _bounded_decimal(value: str | int | Decimal | float, low: Decimal, high: Decimal, places: Decimal) -> Decimal:
-    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    if not number.is_finite() or number < low or number > high:
-        raise ValueError(value)
-    return number.quantize(places)
 
 
 @lru_cache(maxsize=4096)
@@ -217,11 +231,12 @@ def payload_hash(
     start: str,
     end: str,
     devices: int,
-    utilization: Decimal | None,
-    energy_kwh: Decimal | None,
+    utilization: Decimal | str | None,
+    energy_kwh: Decimal | str | None,
 ) -> str:
     """A fingerprint of what a record says, as stored: equal payloads hash equal whatever their JSON spelling
-    ("0.83" or 0.830, "Z" or "+00:00"). `start` and `end` are the UTC instants' isoformat()."""
+    ("0.83" or 0.830, "Z" or "+00:00"). `start` and `end` are the UTC instants' isoformat(); the readings are the
+    quantized Decimals (or their text: the hash is of the text)."""
     canonical = f"{booking_id}|{start}|{end}|{devices}|{utilization}|{energy_kwh}"
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -255,25 +270,22 @@ def parse_record(index: int, raw: Any) -> Candidate | Rejection:
             raise _Bad(_("devices must be between 1 and %(max)s.") % {"max": f"{MAX_DEVICES:,}"})
         if end_us <= start_us:
             raise _Bad(_("end must be after start."))
-        utilization = _decimal(
-            raw.get("utilization"), "utilization", low=Decimal(0), high=Decimal(1), places=UTILIZATION_PLACES
-        )
-        energy = _decimal(
-            raw.get("energy_kwh"), "energy_kwh", low=Decimal(0), high=MAX_ENERGY_KWH, places=ENERGY_PLACES
-        )
+        utilization, utilization_text = _decimal(raw.get("utilization"), "utilization", _utilization)
+        energy, energy_text = _decimal(raw.get("energy_kwh"), "energy_kwh", _energy)
     except _Bad as bad:
         return Rejection(index=index, id=shown_id, code=Code.INVALID, detail=str(bad))
     return Candidate(
         index=index,
         record_id=record_id,
         booking_id=booking_id,
+        booking_text=booking_text,
         start=start,
         end=end,
         devices=devices,
         utilization=utilization,
         energy_kwh=energy,
         device_seconds=_device_seconds(devices, end_us - start_us),
-        payload_hash=payload_hash(booking_text, start_text, end_text, devices, utilization, energy),
+        payload_hash=payload_hash(booking_text, start_text, end_text, devices, utilization_text, energy_text),
         start_text=start_text,
         end_text=end_text,
     )
@@ -569,7 +581,7 @@ def _insert(
                 agent_id,
                 received_at,
                 text_array_literal(c.record_id for c in rows),
-                array_literal(c.booking_id for c in rows),
+                array_literal(c.booking_text for c in rows),
                 array_literal(c.start_text for c in rows),
                 array_literal(c.end_text for c in rows),
                 array_literal(c.devices for c in rows),
@@ -620,15 +632,20 @@ def _add_totals(stored: list[Candidate], now: datetime) -> list[tuple]:
             _ADD_TOTALS,
             [
                 now,
-                ids,
-                [sums[i][0] for i in ids],
-                [sums[i][1] for i in ids],
-                [sums[i][2] for i in ids],
-                [sums[i][3] for i in ids],
-                [sums[i][4] for i in ids],
+                array_literal(ids),
+                array_literal(sums[i][0] for i in ids),
+                array_literal(sums[i][1] for i in ids),
+                array_literal(sums[i][2].isoformat() for i in ids),
+                array_literal(sums[i][3].isoformat() for i in ids),
+                array_literal(_interval(sums[i][4]) for i in ids),
             ],
         )
         return cursor.fetchall()
+
+
+def _interval(duration: timedelta) -> str:
+    """A duration as a PostgreSQL interval literal without spaces ("3600.000000 seconds" would need quoting)."""
+    return f"PT{duration.total_seconds():.6f}S"
 
 
 def _push_live(stored: list[Candidate], totals: list[tuple], bookings: dict[uuid.UUID, _Booking]) -> None:
