@@ -14,6 +14,7 @@ from accounts.forms import BootstrapMixin
 from accounts.models import CONSUMER_KINDS, OrganizationKind
 from billing.models import ProgramStatus, VoucherFlow, VoucherProgram
 from billing.services.reimbursements import MAX_PROOF_BYTES
+from billing.services.vouchers import PROGRAM_FIELDS
 from marketplace.forms import CURRENCY_CHOICES, UtcDateTimeLocalField
 from marketplace.models import Site
 from marketplace.money import format_money
@@ -86,28 +87,7 @@ class ProgramForm(BootstrapMixin, forms.Form):
 
     def __init__(self, *args: Any, program: VoucherProgram | None = None, **kwargs: Any) -> None:
         if program is not None:
-            kwargs.setdefault(
-                "initial",
-                {
-                    name: getattr(program, name)
-                    for name in (
-                        "name",
-                        "description",
-                        "currency",
-                        "rate",
-                        "budget",
-                        "cap_per_grant",
-                        "valid_from",
-                        "valid_until",
-                        "eligible_kinds",
-                        "vendors",
-                        "domestic_only",
-                        "regions",
-                        "flow",
-                        "status",
-                    )
-                },
-            )
+            kwargs.setdefault("initial", {name: getattr(program, name) for name in PROGRAM_FIELDS})
             # Shown as the sponsor typed them: 0.5000 reads as 0.5, 1000000.0000 as 1000000.00.
             kwargs["initial"]["rate"] = program.rate.normalize()
             for name in ("budget", "cap_per_grant"):
