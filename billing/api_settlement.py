@@ -41,6 +41,7 @@ from billing.selectors.settlement import (
     period_list,
     statement_get,
     statement_list,
+    statements_lines,
     trial_balance,
     upcoming_invoices,
     upcoming_period_start,
@@ -390,7 +391,10 @@ class StatementListView(BillingView):
     )
     def get(self, request: Request) -> Response:
         queryset = statement_list(_actor(request), period=_period_query(request))
-        return paginated_response(self, request, queryset, StatementSerializer)
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        context = {"request": request, "statement_lines": statements_lines(page)}
+        return paginator.get_paginated_response(StatementSerializer(page, many=True, context=context).data)
 
 
 class StatementDetailView(BillingView):

@@ -420,6 +420,10 @@ class StatementSerializer(RenderedSerializer):
     @staticmethod
     def render(statement: Statement, context: dict[str, Any]) -> dict[str, Any]:
         currency = statement.currency
+        # A list passes the lines of its whole page (`statements_lines`, two queries); one statement reads its own.
+        known = context.get("statement_lines", {}).get(statement.pk)
+        lines = known.lines if known else statement_lines(statement)
+        credit_lines = known.credit_lines if known else statement_credit_lines(statement)
         return {
             "id": str(statement.pk),
             "center": statement.center.slug,
@@ -450,7 +454,7 @@ class StatementSerializer(RenderedSerializer):
                     "unit_price": money(line.unit_price, currency),
                     "amount": money(line.amount, currency),
                 }
-                for line in statement_lines(statement)
+                for line in lines
             ],
             "credit_lines": [
                 {
@@ -461,7 +465,7 @@ class StatementSerializer(RenderedSerializer):
                     "booking": str(line.invoice_line.booking_id) if line.invoice_line.booking_id else None,
                     "amount": money(-line.amount, currency),
                 }
-                for line in statement_credit_lines(statement).select_related("credit_note__consumer")
+                for line in credit_lines
             ],
         }
 

@@ -263,27 +263,60 @@ def statement_get(actor: Actor, statement_id: Any) -> Statement:
     return statement
 
 
-def statement_lines(statement: Statement) -> QuerySet[InvoiceLine]:
-    """The invoice lines a statement's gross adds up: the center's lines on the period's invoices."""
+def _lines_of(statements: list[Statement]) -> QuerySet[InvoiceLine]:
     return (
         InvoiceLine.objects.filter(
-            center_id=statement.center_id, invoice__period_id=statement.period_id, invoice__currency=statement.currency
+            center_id__in={s.center_id for s in statements},
+            invoice__period_id__in={s.period_id for s in statements},
+            invoice__currency__in={s.currency for s in statements},
         )
         .select_related("invoice__consumer", "booking__offering", "usage_period")
         .order_by("invoice__consumer__name", "id")
     )
 
 
-def statement_credit_lines(statement: Statement) -> QuerySet[CreditNoteLine]:
+def _credit_lines_of(statements: list[Statement]) -> QuerySet[CreditNoteLine]:
     return (
         CreditNoteLine.objects.filter(
-            center_id=statement.center_id,
-            credit_note__period_id=statement.period_id,
-            credit_note__currency=statement.currency,
+            center_id__in={s.center_id for s in statements},
+            credit_note__period_id__in={s.period_id for s in statements},
+            credit_note__currency__in={s.currency for s in statements},
         )
-        .select_related("credit_note__invoice", "invoice_line__booking")
+        .select_related("credit_note__invoice", "credit_note__consumer", "invoice_line__booking")
         .order_by("id")
     )
+
+
+def statement_lines(statement: Statement) -> QuerySet[InvoiceLine]:
+    """The invoice lines a statement's gross adds up: the center's lines on the period's invoices."""
+    return _lines_of([statement])
+
+
+def statement_credit_lines(statement: Statement) -> QuerySet[CreditNoteLine]:
+    return _credit_lines_of([statement])
+
+
+@dataclass(frozen=True)
+class StatementLines:
+    lines: list[InvoiceLine]
+    credit_lines: list[CreditNoteLine]
+
+
+def statements_lines(statements: list[Statement]) -> dict[Any, StatementLines]:
+    """`statement_lines` and `statement_credit_lines` of many statements (a page of a list) in two queries."""
+    found = {s.pk: StatementLines([], []) for s in statements}
+    if not statements:
+        return found
+    by_key = {(s.center_id, s.period_id, s.currency): s.pk for s in statements}
+    for line in _lines_of(statements):
+        key = by_key.get((line.center_id, line.invoice.period_id, line.invoice.currency))
+        if key is not None:
+            found[key].lines.append(line)
+    for line in _credit_lines_of(statements):
+        key = by_key.get((line.center_id, line.credit_note.period_id, line.credit_note.currency))
+        if key is not None:
+            found[key].credit_lines.append(line)
+    return found
 
 
 # --- the ledger -------------------------------------------------------------------------------------------------

@@ -435,6 +435,27 @@ def test_a_center_reads_its_statements_with_their_lines(october, finance):
     assert finance.get("/api/v1/statements").json()["count"] == 1
 
 
+def test_the_statement_list_reads_its_lines_in_a_fixed_number_of_queries(finance):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.billing.settlement import NOV
+
+    october = close_october()
+    with CaptureQueriesContext(connection) as one:
+        first = finance.get("/api/v1/statements")
+    # A second month gives a second statement with lines of its own.
+    later = book(october["offering"], october["consumer"], "2026-11-05 00:00", "2026-11-05 01:00", 2)
+    meter(later, "2026-11-05 00:00", "2026-11-05 01:00", 2)
+    close(NOV)
+    with CaptureQueriesContext(connection) as two:
+        second = finance.get("/api/v1/statements")
+
+    assert (first.json()["count"], second.json()["count"]) == (1, 2)
+    assert [len(s["lines"]) for s in second.json()["results"]] == [1, 1]
+    assert len(two.captured_queries) == len(one.captured_queries)
+
+
 def test_a_credit_note_shows_on_the_centers_statement_of_the_period_it_was_issued_in(october, finance):
     invoice, line = october["invoice"], october["line"]
     finance.post(f"/api/v1/invoices/{invoice.pk}/finalize")
