@@ -47,15 +47,12 @@ ZERO = Decimal(0)
 
 def related_party_ids(organization: Organization | Any) -> set[uuid.UUID]:
     """Organizations related to this one: linked as related parties, or sharing its credit code (tax id)."""
-    org = organization if isinstance(organization, Organization) else Organization.objects.get(pk=organization)
-    related = set(org.related_parties.values_list("pk", flat=True))
-    if org.tax_id:
-        related |= set(Organization.objects.filter(tax_id=org.tax_id).exclude(pk=org.pk).values_list("pk", flat=True))
-    return related
+    org_id = getattr(organization, "pk", organization)
+    return related_parties_of([org_id])[org_id]
 
 
 def related_parties_of(organization_ids: Iterable[Any]) -> dict[Any, set[uuid.UUID]]:
-    """`related_party_ids` of many organizations at once (two queries, whatever their number)."""
+    """`related_party_ids` of many organizations at once (three queries, whatever their number)."""
     ids = set(organization_ids)
     related: dict[Any, set[uuid.UUID]] = {org_id: set() for org_id in ids}
     links = Organization.related_parties.through.objects.filter(from_organization_id__in=ids)
@@ -82,27 +79,13 @@ def program_admits(program: VoucherProgram, booking: BookingFacts, related: set[
     return not (program.regions and booking.region not in program.regions)
 
 
-def _candidate_grants(consumer_id: Any, currency: str, start: datetime, end: datetime):
-    return (
-        VoucherGrant.objects.filter(
-            consumer_id=consumer_id,
-            status=GrantStatus.ACTIVE,
-            remaining__gt=0,
-            program__currency=currency,
-            program__flow=VoucherFlow.DEDUCT,
-            valid_from__lt=end,
-            expires_at__gt=start,
-        )
-        .select_related("program__sponsor")
-        .order_by("pk")
-    )
-
-
-def grants_for_invoices(
-    *, invoices: Iterable[tuple[Any, str]], start: datetime, end: datetime
+def _chosen_grants(
+    invoices: Iterable[tuple[Any, str]], start: datetime, end: datetime, *, lock: bool
 ) -> dict[tuple[Any, str], VoucherGrant]:
-    """`grant_for_invoice` (locked) for many (consumer, currency) invoices of one period, in one query: every
-    candidate grant is locked in primary-key order."""
+    """Rule 5's grant for each (consumer, currency) invoice of the period [start, end): among the consumer's active
+    grants in that currency, deducted on the invoice, valid in the period, with an amount remaining, the one with the
+    earliest expiry (ties: the oldest grant). With `lock`, every candidate is locked, in primary-key order as
+    everywhere grants are locked, so the remaining amounts read hold until the transaction ends."""
     wanted = set(invoices)
     if not wanted:
         return {}
@@ -117,38 +100,35 @@ def grants_for_invoices(
             expires_at__gt=start,
         )
         .select_related("program__sponsor")
-        .select_for_update(of=("self",))
         .order_by("pk")
     )
+    if lock:
+        candidates = candidates.select_for_update(of=("self",))
     chosen: dict[tuple[Any, str], VoucherGrant] = {}
     for grant in candidates:
         key = (grant.consumer_id, grant.program.currency)
-        if key not in wanted:
-            continue
         best = chosen.get(key)
-        if best is None or (grant.expires_at, grant.applied_at, str(grant.pk)) < (
-            best.expires_at,
-            best.applied_at,
-            str(best.pk),
-        ):
+        if key in wanted and (best is None or _rule_5_order(grant) < _rule_5_order(best)):
             chosen[key] = grant
     return chosen
+
+
+def _rule_5_order(grant: VoucherGrant) -> tuple:
+    return (grant.expires_at, grant.applied_at, str(grant.pk))
+
+
+def grants_for_invoices(
+    *, invoices: Iterable[tuple[Any, str]], start: datetime, end: datetime
+) -> dict[tuple[Any, str], VoucherGrant]:
+    """Rule 5's grant for many invoices of one period (a close), in one query, every candidate locked."""
+    return _chosen_grants(invoices, start, end, lock=True)
 
 
 def grant_for_invoice(
     *, consumer_id: Any, currency: str, start: datetime, end: datetime, lock: bool
 ) -> VoucherGrant | None:
-    """The one grant rule 5 applies to an invoice of this consumer, period and currency, or None.
-
-    With `lock`, every candidate grant is locked (in primary-key order, as everywhere grants are locked), so the
-    remaining amounts read here hold until the transaction ends."""
-    candidates = _candidate_grants(consumer_id, currency, start, end)
-    if lock:
-        candidates = candidates.select_for_update(of=("self",))
-    grants = list(candidates)
-    if not grants:
-        return None
-    return min(grants, key=lambda grant: (grant.expires_at, grant.applied_at, str(grant.pk)))
+    """The one grant rule 5 applies to an invoice of this consumer, period and currency, or None."""
+    return _chosen_grants([(consumer_id, currency)], start, end, lock=lock).get((consumer_id, currency))
 
 
 @dataclass(frozen=True)
