@@ -107,6 +107,10 @@ class BillingPeriod(models.Model):
     closing_started_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     closed_by = models.CharField(max_length=254, blank=True)
+    # Set by finance once the month is reconciled; from then on a database trigger refuses any journal entry,
+    # payment allocation or write-off dated into it (later corrections go into the open period).
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=254, blank=True)
 
     class Meta:
         ordering = ["-start"]
@@ -115,6 +119,9 @@ class BillingPeriod(models.Model):
             models.CheckConstraint(condition=Q(status__in=[s.value for s in PeriodStatus]), name="period_status_valid"),
             models.CheckConstraint(
                 condition=Q(status="open") | Q(usage_cutoff__isnull=False), name="period_closing_has_cutoff"
+            ),
+            models.CheckConstraint(
+                condition=Q(locked_at__isnull=True) | Q(status="closed"), name="period_locked_only_when_closed"
             ),
         ]
 
@@ -128,6 +135,10 @@ class BillingPeriod(models.Model):
     @property
     def is_closed(self) -> bool:
         return self.status == PeriodStatus.CLOSED
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_at is not None
 
 
 class DocumentSequence(models.Model):
@@ -567,6 +578,13 @@ class AccountRole(models.TextChoices):
     VOUCHER_RECEIVABLE = "voucher_receivable", _("Voucher receivable from sponsor")
     FEE_REVENUE = "fee_revenue", _("Platform fee revenue")
     CASH = "cash", _("Cash and bank")
+    # Money received but not yet applied to an invoice (an overpayment, a payment without an invoice): a
+    # liability to the consumer, applied to later invoices or refunded.
+    CUSTOMER_CREDIT = "customer_credit", _("Consumer credit balance")
+    # Money Stripe holds for the platform: charges land here, payouts to the bank and Stripe's fees leave it.
+    STRIPE_BALANCE = "stripe_balance", _("Stripe balance")
+    PROCESSING_FEES = "processing_fees", _("Payment processing fees")
+    WRITE_OFF = "write_off", _("Small differences written off")
 
 
 class LedgerAccount(models.Model):
@@ -628,3 +646,533 @@ class JournalLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account}: {self.amount}"
+
+
+# --- payments, payouts and reconciliation (issue: payments and the finance workbench) -----------------------------
+
+
+class PaymentProfile(models.Model):
+    """How an organization pays and is paid: its Stripe Customer (consumers), its Stripe Connect account or bank
+    account (centers). One row per organization, created on first need."""
+
+    class PayoutMethod(models.TextChoices):
+        BANK = "bank", _("Bank transfer")
+        STRIPE = "stripe", _("Stripe Connect")
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, primary_key=True, related_name="payment_profile"
+    )
+    stripe_customer_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    default_payment_method = models.CharField(max_length=64, blank=True)
+    autopay = models.BooleanField(_("charge the saved payment method when an invoice is finalized"), default=False)
+    stripe_account_id = models.CharField(_("Stripe Connect account"), max_length=64, unique=True, null=True, blank=True)
+    payout_method = models.CharField(_("payout method"), max_length=10, choices=PayoutMethod.choices, default="bank")
+    bank_account_name = models.CharField(_("account holder"), max_length=200, blank=True)
+    bank_name = models.CharField(_("bank"), max_length=200, blank=True)
+    bank_account_number = models.CharField(_("account number"), max_length=64, blank=True)
+    bank_code = models.CharField(_("bank code (CNAPS / SWIFT)"), max_length=32, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization} payment profile"
+
+
+class PaymentMethod(models.TextChoices):
+    STRIPE = "stripe", _("Stripe")
+    BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Received")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
+
+
+class Payment(models.Model):
+    """Money a consumer sent (or tried to send). A received payment posts one ledger entry (Dr cash or Stripe
+    balance, Cr the consumer's credit balance); each `PaymentAllocation` then moves part of that credit onto an
+    invoice. What no allocation uses stays a credit balance (an overpayment, a payment without an invoice)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    consumer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="payments")
+    method = models.CharField(max_length=16, choices=PaymentMethod.choices)
+    status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    # The invoice the payer meant to pay (PaymentIntent metadata, a reference in the remittance text), if known.
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="payments")
+    reference = models.CharField(_("reference"), max_length=200, blank=True)
+    payer_name = models.CharField(max_length=200, blank=True)
+    # A deterministic key per source (`bank_line:<id>`, `stripe_pi:<id>`, a form's one-time token): recording the
+    # same payment twice finds the first.
+    key = models.CharField(max_length=120, unique=True)
+    stripe_payment_intent = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    stripe_charge = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    bank_line = models.OneToOneField(
+        "BankStatementLine", on_delete=models.PROTECT, null=True, blank=True, related_name="payment"
+    )
+    received_at = models.DateTimeField(null=True, blank=True)
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    failure_message = models.CharField(max_length=500, blank=True)
+    recorded_by = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="succeeded") | (Q(received_at__isnull=False) & Q(period__isnull=False)),
+                name="payment_received_has_date",
+            ),
+        ]
+        indexes = [models.Index(fields=["consumer", "currency", "status"], name="payment_consumer_status")]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} {self.amount} {self.currency} ({self.status})"
+
+
+class PaymentAllocation(models.Model):
+    """Part of a payment (or of the consumer's credit balance) applied to one invoice. Append-only; one transfer
+    paying several invoices is several allocations. Posts Dr consumer credit, Cr receivable. A negative allocation
+    gives credit back: a credit note on an invoice already paid turns that much of its payment into credit again."""
+
+    id = models.BigAutoField(primary_key=True)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=254, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="allocation_not_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id} → {self.invoice_id}: {self.amount}"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Refunded")
+    FAILED = "failed", _("Failed")
+
+
+class Refund(models.Model):
+    """Money returned to a consumer out of its credit balance (a credit note on a paid invoice, an overpayment):
+    a Stripe refund of the original charge, or a bank transfer recorded by finance. Posts Dr consumer credit,
+    Cr cash or Stripe balance once it succeeds."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    status = models.CharField(max_length=10, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    key = models.CharField(max_length=120, unique=True)
+    stripe_refund = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    reference = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=254, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} to {self.payment_id} ({self.status})"
+
+
+class WriteOff(models.Model):
+    """A small difference finance chose not to chase, with the reason: an invoice's remainder (Dr write-off,
+    Cr receivable) or a small overpayment kept (Dr consumer credit, Cr write-off; `amount` negative)."""
+
+    id = models.BigAutoField(primary_key=True)
+    consumer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="write_offs")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="write_offs")
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    reason = models.CharField(max_length=500)
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=254)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="write_off_not_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}: {self.reason[:40]}"
+
+
+class StripeEventStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    IGNORED = "ignored", _("Ignored")
+    FAILED = "failed", _("Failed")
+
+
+class StripeEvent(models.Model):
+    """The webhook inbox: every verified event once, unique on Stripe's event id, then handled by a task."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    stripe_created = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=StripeEventStatus.choices, default=StripeEventStatus.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["status", "received_at"], name="stripe_event_status")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type} ({self.status})"
+
+
+class PayoutStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    IN_TRANSIT = "in_transit", _("In transit")
+    PAID = "paid", _("Paid")
+    FAILED = "failed", _("Failed")
+
+
+class PayoutBatch(models.Model):
+    """A bank payment file (CSV) of payouts to centers paid by bank, as handed to the platform's bank."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=32, unique=True)
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(max_digits=18, decimal_places=4)
+    count = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=254)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Payout(models.Model):
+    """A statement's net payout on its way to the center: a Stripe Connect transfer (`transfer_group` per period,
+    deterministic idempotency key) or a line of a bank payment file marked paid by finance with the bank's
+    reference. Posts Dr center payable, Cr cash or Stripe balance when paid."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    statement = models.OneToOneField(Statement, on_delete=models.PROTECT, related_name="payout_record")
+    center = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="payouts")
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    method = models.CharField(max_length=10, choices=PaymentProfile.PayoutMethod.choices)
+    status = models.CharField(max_length=12, choices=PayoutStatus.choices, default=PayoutStatus.PENDING)
+    transfer_group = models.CharField(max_length=64, blank=True)
+    stripe_transfer = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    batch = models.ForeignKey(PayoutBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="payouts")
+    bank_reference = models.CharField(_("bank reference"), max_length=200, blank=True)
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_by = models.CharField(max_length=254, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payout_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | (Q(paid_at__isnull=False) & Q(period__isnull=False)),
+                name="payout_paid_has_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.center} {self.amount} {self.currency} ({self.status})"
+
+
+class ImportStatus(models.TextChoices):
+    RUNNING = "running", _("Importing")
+    DONE = "done", _("Imported")
+    FAILED = "failed", _("Failed")
+
+
+class BankStatement(models.Model):
+    """One uploaded bank statement file. `content_hash` (SHA-256 of the bytes) makes a second upload of the same
+    file a clear duplicate; its lines land all at once or not at all."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    filename = models.CharField(max_length=255)
+    content_hash = models.CharField(max_length=64, unique=True)
+    account = models.CharField(_("bank account"), max_length=100, blank=True)
+    # The column mapping used (the documented format's own names, or a mapping finance chose for another bank).
+    mapping = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.RUNNING)
+    line_count = models.PositiveIntegerField(default=0)
+    credits = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    debits = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    uploaded_at = models.DateTimeField()
+    uploaded_by = models.CharField(max_length=254)
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class BankLineStatus(models.TextChoices):
+    UNMATCHED = "unmatched", _("Unmatched")
+    PROPOSED = "proposed", _("Match proposed")
+    MATCHED = "matched", _("Matched")
+    IGNORED = "ignored", _("Ignored")
+
+
+class BankStatementLine(models.Model):
+    """One booked movement on the platform's bank account: positive amounts came in, negative went out."""
+
+    id = models.BigAutoField(primary_key=True)
+    statement = models.ForeignKey(BankStatement, on_delete=models.PROTECT, related_name="lines")
+    line_number = models.PositiveIntegerField()
+    booked_on = models.DateField()
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    currency = models.CharField(max_length=3)
+    counterparty = models.CharField(max_length=300, blank=True)
+    counterparty_account = models.CharField(max_length=100, blank=True)
+    remittance = models.CharField(_("remittance text"), max_length=500, blank=True)
+    bank_reference = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=BankLineStatus.choices, default=BankLineStatus.UNMATCHED)
+
+    class Meta:
+        ordering = ["booked_on", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["statement", "line_number"], name="bank_line_unique_number"),
+            models.CheckConstraint(condition=~Q(amount=0), name="bank_line_not_zero"),
+        ]
+        indexes = [models.Index(fields=["status", "booked_on"], name="bank_line_status")]
+
+    def __str__(self) -> str:
+        return f"{self.booked_on} {self.amount} {self.currency} {self.remittance[:40]}"
+
+
+class StripePayout(models.Model):
+    """A Stripe payout of the platform's Stripe balance to its bank: reconciled to the balance transactions it
+    contains (net of fees) and to the bank line it arrived as."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20)
+    arrival_date = models.DateTimeField(null=True, blank=True)
+    bank_line = models.OneToOneField(
+        BankStatementLine, on_delete=models.PROTECT, null=True, blank=True, related_name="stripe_payout"
+    )
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-arrival_date"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.amount} {self.currency} ({self.status})"
+
+
+class StripeBalanceTransaction(models.Model):
+    """One line of the platform's Stripe balance history, imported through the API (resumable by id)."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    type = models.CharField(max_length=40)
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    fee = models.DecimalField(max_digits=18, decimal_places=4)
+    net = models.DecimalField(max_digits=18, decimal_places=4)
+    currency = models.CharField(max_length=3)
+    created = models.DateTimeField()
+    available_on = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=64, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    payout = models.ForeignKey(
+        StripePayout, on_delete=models.PROTECT, null=True, blank=True, related_name="balance_transactions"
+    )
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="balance_transactions"
+    )
+    imported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["source"], name="stripe_bt_source")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type} {self.amount} {self.currency}"
+
+
+class StripeImportRun(models.Model):
+    """One import of balance transactions: `cursor` is the last id stored, so a run that stopped resumes there."""
+
+    id = models.BigAutoField(primary_key=True)
+    status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.RUNNING)
+    cursor = models.CharField(max_length=64, blank=True)
+    imported = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.CharField(max_length=254, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Stripe import {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class MatchStatus(models.TextChoices):
+    PROPOSED = "proposed", _("Proposed")
+    CONFIRMED = "confirmed", _("Confirmed")
+    REJECTED = "rejected", _("Rejected")
+
+
+class MatchMethod(models.TextChoices):
+    IDENTIFIER = "identifier", _("By identifier")
+    AMOUNT_DATE = "amount_date", _("By amount and date")
+    MANUAL = "manual", _("By hand")
+
+
+class ReconciliationMatch(models.Model):
+    """A bank line (or a Stripe payout) tied to what it is: an invoice's payment, a center's payout, a sponsor's
+    voucher claim payment, a Stripe payout. Confident matches are confirmed at once; ambiguous ones are proposed
+    for finance to confirm or reject."""
+
+    id = models.BigAutoField(primary_key=True)
+    bank_line = models.ForeignKey(
+        BankStatementLine, on_delete=models.PROTECT, null=True, blank=True, related_name="matches"
+    )
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="matches")
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="matches")
+    voucher_claim = models.ForeignKey(VoucherClaim, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    stripe_payout = models.ForeignKey(
+        StripePayout, on_delete=models.PROTECT, null=True, blank=True, related_name="matches"
+    )
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    method = models.CharField(max_length=12, choices=MatchMethod.choices)
+    status = models.CharField(max_length=10, choices=MatchStatus.choices)
+    score = models.DecimalField(max_digits=5, decimal_places=4, default=1)
+    explanation = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} {self.amount} ({self.status})"
+
+
+class ExceptionKind(models.TextChoices):
+    UNMATCHED_BANK_LINE = "unmatched_bank_line", _("Unmatched bank line")
+    AMBIGUOUS_MATCH = "ambiguous_match", _("Several possible matches")
+    PAYMENT_WITHOUT_INVOICE = "payment_without_invoice", _("Payment without an invoice")
+    INVOICE_PAID_TWICE = "invoice_paid_twice", _("Invoice paid twice")
+    AMOUNT_MISMATCH = "amount_mismatch", _("Amount off by more than the tolerance")
+    PAYOUT_FAILED = "payout_failed", _("Payout failed")
+    PAYMENT_FAILED = "payment_failed", _("Payment failed")
+
+
+class ExceptionStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class ExceptionResolution(models.TextChoices):
+    MATCHED = "matched", _("Matched")
+    SPLIT = "split", _("Split across invoices")
+    WRITTEN_OFF = "written_off", _("Written off")
+    CREDIT_NOTE = "credit_note", _("Credit note raised")
+    REFUNDED = "refunded", _("Refunded")
+    KEPT_AS_CREDIT = "kept_as_credit", _("Kept as credit balance")
+    RETRIED = "retried", _("Retried")
+    DISMISSED = "dismissed", _("Dismissed")
+
+
+class ReconciliationException(models.Model):
+    """Something finance must look at. `subject` names what it is about (`bank_line:<id>`, `payment:<id>`, ...);
+    one exception per kind and subject, so finding the same problem again does not queue it twice. Resolving
+    records who, how and why (also in the audit log)."""
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=32, choices=ExceptionKind.choices)
+    subject = models.CharField(max_length=120)
+    status = models.CharField(max_length=10, choices=ExceptionStatus.choices, default=ExceptionStatus.OPEN)
+    currency = models.CharField(max_length=3, blank=True)
+    amount = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    detail = models.CharField(max_length=500)
+    # The month whose reconciliation it blocks: a period cannot be locked with open exceptions in it.
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
+    consumer = models.ForeignKey(Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    bank_line = models.ForeignKey(
+        BankStatementLine, on_delete=models.PROTECT, null=True, blank=True, related_name="exceptions"
+    )
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="exceptions")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="exceptions")
+    opened_at = models.DateTimeField()
+    resolution = models.CharField(max_length=16, choices=ExceptionResolution.choices, blank=True)
+    resolution_note = models.CharField(max_length=500, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["opened_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "subject"], name="exception_one_per_subject"),
+            models.CheckConstraint(
+                condition=Q(status="open") | (~Q(resolution="") & Q(resolved_at__isnull=False)),
+                name="exception_resolved_has_resolution",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "period"], name="exception_status_period")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.detail[:60]}"
+
+
+class DunningStage(models.TextChoices):
+    DUE_SOON = "due_soon", _("Due in 3 days")
+    OVERDUE_1 = "overdue_1", _("1 day overdue")
+    OVERDUE_14 = "overdue_14", _("14 days overdue")
+    OVERDUE_30 = "overdue_30", _("30 days overdue")
+
+
+class DunningNotice(models.Model):
+    """One reminder sent about one invoice at one stage; unique, so a rerun of the beat task never sends twice."""
+
+    id = models.BigAutoField(primary_key=True)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="dunning_notices")
+    stage = models.CharField(max_length=16, choices=DunningStage.choices)
+    outstanding = models.DecimalField(max_digits=18, decimal_places=4)
+    recipients = models.JSONField(default=list)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [models.UniqueConstraint(fields=["invoice", "stage"], name="dunning_once_per_stage")]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} {self.stage}"

@@ -246,7 +246,19 @@ PLATFORM_TAX_ID = env_str("PLATFORM_TAX_ID", "91330100MA2DEMO00X")
 PLATFORM_ADDRESS = env_str("PLATFORM_ADDRESS", "Hangzhou, Zhejiang, China")
 PLATFORM_BANK_NAME = env_str("PLATFORM_BANK_NAME", "Bank of Hangzhou, Xixi branch")
 PLATFORM_BANK_ACCOUNT = env_str("PLATFORM_BANK_ACCOUNT", "3301 0401 6000 0000 000")
-for _name in ("INVOICE_REVIEW_HOURS", "INVOICE_PAYMENT_TERMS_DAYS", "BILLING_CLOSE_GRACE_HOURS"):
+# A payment within this much (in the currency's units) of what it pays counts as paying it; also the most finance
+# may write off. Matching by amount looks this many days either side of a bank line's booking date.
+RECONCILIATION_TOLERANCE = env_decimal("RECONCILIATION_TOLERANCE", "1.00", minimum="0")
+RECONCILIATION_DATE_WINDOW_DAYS = env_int("RECONCILIATION_DATE_WINDOW_DAYS", 5)
+# Dunning: a reminder this many days before an invoice is due, then 1, 14 and 30 days after.
+DUNNING_REMINDER_DAYS_BEFORE = env_int("DUNNING_REMINDER_DAYS_BEFORE", 3)
+for _name in (
+    "INVOICE_REVIEW_HOURS",
+    "INVOICE_PAYMENT_TERMS_DAYS",
+    "BILLING_CLOSE_GRACE_HOURS",
+    "RECONCILIATION_DATE_WINDOW_DAYS",
+    "DUNNING_REMINDER_DAYS_BEFORE",
+):
     if globals()[_name] < 0:
         raise ImproperlyConfigured(f"{_name} must not be negative, got {globals()[_name]}")
 

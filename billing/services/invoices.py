@@ -245,6 +245,9 @@ def credit_note_issue(
                 % {"room": format_money(max(room, ZERO), invoice.currency), "currency": invoice.currency},
                 code="credit_exceeds_invoice",
             )
+        from billing.services.payments import credit_note_settle, invoice_outstanding
+
+        before_outstanding = invoice_outstanding(invoice)
         period = current_period(now)
         note = CreditNote.objects.create(
             invoice=invoice,
@@ -280,6 +283,10 @@ def credit_note_issue(
             ],
             now=now,
             period=period,
+        )
+        # Credit beyond what was still owed on a paid invoice becomes the consumer's credit balance again.
+        credit_note_settle(
+            invoice=invoice, credit_total=total, before_outstanding=before_outstanding, now=now, note=note
         )
         audit_record(
             action="credit_note.issued",
