@@ -1,0 +1,5 @@
+"""Pages (filled in by its area)."""
+
+from __future__ import annotations
+
+urlpatterns: list = []
