@@ -103,6 +103,10 @@ def invoice_finalize(*, invoice_id: Any, now: datetime, actor: Actor | None = No
             [invoice.consumer_id],
             {"event": "invoice.finalized", "invoice": str(invoice.pk), "number": invoice.number},
         )
+        # Credit the consumer already has (an overpayment, a credited paid invoice) pays the new invoice first.
+        from billing.services.payments import credit_apply
+
+        credit_apply(consumer=invoice.consumer_id, currency=invoice.currency, now=now)
     logger.info("invoice.finalized", extra={"invoice": str(invoice.pk), "number": invoice.number})
     return invoice
 

@@ -155,3 +155,39 @@ def test_a_locked_period_refuses_movements_into_it_and_later_ones_go_to_the_open
     with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
         JournalEntry.objects.create(key="sneaky", kind="x", memo="x", period=period(OCT), posted_at=PAID_AT)
     assert period(NOV).locked_at is None
+
+
+def test_credit_on_hand_pays_the_next_invoice_when_it_is_finalized():
+    invoice, _center, consumer = october_invoice()
+    payment_record(
+        consumer=consumer,
+        method=PaymentMethod.BANK_TRANSFER,
+        currency="CNY",
+        amount=Decimal("300.00"),
+        key="advance",
+        received_at=datetime(2026, 11, 1, tzinfo=UTC),
+        now=PAID_AT,
+        invoice=None,
+    )
+    assert ReconciliationException.objects.get().kind == ExceptionKind.PAYMENT_WITHOUT_INVOICE
+    # Finance applies the credit on hand (finalizing an invoice does the same for it).
+    from billing.services.payments import credit_apply
+
+    credit_apply(consumer=consumer, currency="CNY", now=PAID_AT)
+    invoice.refresh_from_db()
+    assert invoice_outstanding(invoice) == Decimal("700.00")
+    assert credit_balance(consumer, "CNY") == Decimal("0")
+
+
+def test_locked_is_forever_and_allocations_are_append_only():
+    invoice, _center, _consumer = october_invoice()
+    pay(invoice, "1000.00")
+    period_lock(actor=finance_clerk(), period_label="2026-10", now=PAID_AT)
+    october = period(OCT)
+    october.locked_at = None
+    with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
+        october.save(update_fields=["locked_at"])
+    allocation = PaymentAllocation.objects.get()
+    with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
+        PaymentAllocation.objects.filter(pk=allocation.pk).update(amount=Decimal("1"))
+    assert period(OCT).locked_at == PAID_AT
