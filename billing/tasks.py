@@ -15,6 +15,7 @@ from billing.periods_calendar import parse_label
 from billing.services.invoices import invoices_finalize_due
 from billing.services.periods import period_close, periods_close_due
 from billing.services.vouchers import grants_expire
+from billing.stripe_connect import TransferUnknown
 from marketplace.money import format_money
 
 logger = logging.getLogger(__name__)
@@ -88,3 +89,23 @@ def invoice_email(invoice_id: str) -> None:
                 recipient_list=recipients,
             )
     invoice_mark_emailed(invoice_id=invoice.pk, now=timezone.now())
+
+
+PAYOUT_SEND_MAX_ATTEMPTS = 8
+
+
+@shared_task(name="billing.payout_send_stripe", ignore_result=True, soft_time_limit=120, time_limit=150)
+def payout_send_stripe_task(payout_id: str, actor_label: str = "system", attempt: int = 1) -> None:
+    """Send one Stripe payout's Connect transfer. Idempotent: a payout already sent, paid or failed is left alone.
+    When Stripe cannot be reached the payout stays in transit and is sent again later with the same idempotency
+    key (queued again rather than `self.retry`, so an eager run never raises `Retry` into the finance page)."""
+    from billing.services.payouts import payout_send_stripe
+
+    try:
+        payout_send_stripe(payout_id=payout_id, now=timezone.now(), actor_label=actor_label)
+    except TransferUnknown:
+        logger.warning("payout.stripe_unreachable", extra={"payout": payout_id, "attempt": attempt})
+        if attempt < PAYOUT_SEND_MAX_ATTEMPTS:
+            payout_send_stripe_task.apply_async(
+                (payout_id, actor_label, attempt + 1), countdown=min(30 * 2**attempt, 3600)
+            )
