@@ -181,6 +181,11 @@ class InvoiceSerializer(RenderedSerializer):
     due_at = Timestamp(allow_null=True)
     paid_at = Timestamp(allow_null=True)
     voided_at = Timestamp(allow_null=True)
+    amount_paid = MoneyString(help_text="Payments applied to it, net of credit given back by credit notes.")
+    amount_due = MoneyString(
+        help_text="What is still owed: total − credit notes − payments applied − write-offs (a draft: its total "
+        "less credit notes, owed once finalized; paid or void: 0)."
+    )
     lines = InvoiceLineSerializer(many=True)
 
     @staticmethod
@@ -223,10 +228,96 @@ class InvoiceSerializer(RenderedSerializer):
             "due_at": rfc3339(invoice.due_at),
             "paid_at": rfc3339(invoice.paid_at),
             "voided_at": rfc3339(invoice.voided_at),
+            **_invoice_amounts(invoice),
             "lines": [
                 InvoiceLineSerializer.render(line, line_context)
                 for line in sorted(invoice.lines.all(), key=lambda line: line.pk)
             ],
+        }
+
+
+def _invoice_amounts(invoice: Invoice) -> dict[str, str]:
+    from billing.selectors.consumer_payments import invoice_amounts
+
+    paid, due = invoice_amounts(invoice)
+    return {"amount_paid": money(paid, invoice.currency), "amount_due": money(due, invoice.currency)}
+
+
+# --- payments ---------------------------------------------------------------------------------------------------
+
+
+class PaymentAllocationSerializer(serializers.Serializer):
+    invoice = serializers.UUIDField()
+    invoice_number = serializers.CharField(allow_null=True)
+    amount = MoneyString(help_text="Negative: a credit note gave that much back as credit.")
+    created_at = Timestamp()
+
+
+class PaymentRefundSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    amount = MoneyString()
+    status = serializers.CharField(help_text="`pending`, `succeeded` or `failed`.")
+    credit_note = serializers.CharField(allow_null=True, help_text="The credit note it refunds, if any.")
+    created_at = Timestamp()
+    succeeded_at = Timestamp(allow_null=True)
+
+
+class PaymentSerializer(RenderedSerializer):
+    id = serializers.UUIDField()
+    consumer = serializers.CharField(help_text="The consumer's slug.")
+    method = serializers.CharField(help_text="`stripe` or `bank_transfer`.")
+    status = serializers.CharField(help_text="`pending`, `succeeded`, `failed` or `canceled`.")
+    currency = serializers.CharField()
+    amount = MoneyString()
+    invoice = serializers.UUIDField(allow_null=True, help_text="The invoice the payer meant to pay, if known.")
+    invoice_number = serializers.CharField(allow_null=True)
+    reference = serializers.CharField()
+    received_at = Timestamp(allow_null=True)
+    failure_message = serializers.CharField(help_text="Why a failed payment failed (a declined card).")
+    unapplied = MoneyString(help_text="What of it is still the consumer's credit.")
+    allocations = PaymentAllocationSerializer(many=True)
+    refunds = PaymentRefundSerializer(many=True)
+    created_at = Timestamp()
+
+    @staticmethod
+    def render(payment: Any, context: dict[str, Any]) -> dict[str, Any]:
+        from billing.services.payments import payment_unapplied
+
+        currency = payment.currency
+        return {
+            "id": str(payment.pk),
+            "consumer": payment.consumer.slug,
+            "method": payment.method,
+            "status": payment.status,
+            "currency": currency,
+            "amount": money(payment.amount, currency),
+            "invoice": str(payment.invoice_id) if payment.invoice_id else None,
+            "invoice_number": payment.invoice.number if payment.invoice_id else None,
+            "reference": payment.reference,
+            "received_at": rfc3339(payment.received_at),
+            "failure_message": payment.failure_message,
+            "unapplied": money(payment_unapplied(payment), currency),
+            "allocations": [
+                {
+                    "invoice": str(allocation.invoice_id),
+                    "invoice_number": allocation.invoice.number,
+                    "amount": money(allocation.amount, currency),
+                    "created_at": rfc3339(allocation.created_at),
+                }
+                for allocation in payment.allocations.all()
+            ],
+            "refunds": [
+                {
+                    "id": str(refund.pk),
+                    "amount": money(refund.amount, currency),
+                    "status": refund.status,
+                    "credit_note": refund.credit_note.number if refund.credit_note_id else None,
+                    "created_at": rfc3339(refund.created_at),
+                    "succeeded_at": rfc3339(refund.succeeded_at),
+                }
+                for refund in payment.refunds.all()
+            ],
+            "created_at": rfc3339(payment.created_at),
         }
 
 

@@ -111,6 +111,69 @@ def payout_send_stripe_task(payout_id: str, actor_label: str = "system", attempt
             )
 
 
+# --- Stripe: webhook events, autopay, credit-note refunds -------------------------------------------------------
+
+
+@shared_task(name="billing.stripe_event_process", ignore_result=True, soft_time_limit=120, time_limit=150)
+def stripe_event_process(stripe_event_id: int) -> None:
+    """Handle one stored webhook event. A failure is recorded on the event (`failed`, `last_error`) and retried with
+    backoff until `STRIPE_EVENT_MAX_ATTEMPTS`; a handled event is left alone, so a replay changes nothing."""
+    from django.conf import settings
+
+    from billing.models import StripeEvent
+    from billing.services.stripe_events import stripe_event_handle
+
+    try:
+        stripe_event_handle(stripe_event_id=stripe_event_id, now=timezone.now())
+    except Exception:
+        attempts = StripeEvent.objects.filter(pk=stripe_event_id).values_list("attempts", flat=True).first() or 0
+        logger.warning("stripe.event_failed", extra={"stripe_event": stripe_event_id, "attempts": attempts})
+        if attempts < settings.STRIPE_EVENT_MAX_ATTEMPTS:
+            # Queued again rather than `self.retry`, so an eager run (tests, a worker-less setup) retries in line
+            # instead of raising `Retry` into the webhook request.
+            stripe_event_process.apply_async((stripe_event_id,), countdown=min(10 * 2**attempts, 600))
+
+
+@shared_task(
+    name="billing.invoice_autopay",
+    ignore_result=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def invoice_autopay_task(invoice_id: str) -> None:
+    """Charge a finalized invoice to the consumer's saved card when it chose autopay (once per invoice)."""
+    from billing.services.stripe_payments import invoice_autopay
+    from billing.stripe_gateway import StripeUnavailable
+
+    try:
+        invoice_autopay(invoice_id=invoice_id, now=timezone.now())
+    except StripeUnavailable as error:
+        raise ConnectionError(str(error)) from error
+
+
+@shared_task(
+    name="billing.credit_note_refund",
+    ignore_result=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def credit_note_refund_task(credit_note_id: str) -> None:
+    """Refund to the card what a credit note gave back on an invoice paid by card (idempotent per credit note)."""
+    from billing.services.stripe_payments import credit_note_refund
+    from billing.stripe_gateway import StripeUnavailable
+
+    try:
+        credit_note_refund(credit_note_id=credit_note_id, now=timezone.now())
+    except StripeUnavailable as error:
+        raise ConnectionError(str(error)) from error
+
+
 @shared_task(name="billing.bank_statement_import", ignore_result=True, soft_time_limit=50 * 60, time_limit=55 * 60)
 def bank_statement_import(statement_id: str, content_b64: str) -> None:
     """Store and auto-match a large bank statement (its file checked already by the upload); a statement already

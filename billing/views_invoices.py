@@ -10,6 +10,7 @@ missing one. The figures shown are the stored ones (billing rules 2–6, API.md)
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -22,6 +23,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.errors import DomainError, InvalidInput, NotFound
 from accounts.forms import BootstrapMixin
+from accounts.models import Scope
 from accounts.views import scoped_object
 from billing import csv_export
 from billing.csv_export import Money, csv_response
@@ -29,6 +31,7 @@ from billing.documents import hours_shown, invoice_document, kind_label, party_o
 from billing.models import Invoice, Statement
 from billing.pdf import pdf_filename, render_invoice_pdf
 from billing.periods_calendar import label, month_start, parse_label, previous_month
+from billing.selectors.consumer_payments import invoice_payments
 from billing.selectors.settlement import (
     invoice_get,
     invoice_list,
@@ -40,6 +43,7 @@ from billing.selectors.settlement import (
     statement_list,
     upcoming_invoices,
 )
+from billing.stripe_gateway import enabled as stripe_enabled
 from marketplace.views_support import center_required, consumer_required, vary_on_htmx, wants_partial
 
 PAGE_SIZE = 25
@@ -127,7 +131,23 @@ def invoices_csv(request: HttpRequest) -> HttpResponse:
 @require_GET
 @scoped_object(invoice_get, kwarg="invoice_id", to="invoice")
 def invoice_detail(request: HttpRequest, invoice: Invoice) -> HttpResponse:
-    return render(request, "billing/invoices/detail.html", {"doc": invoice_document(invoice)})
+    context = {
+        "doc": invoice_document(invoice),
+        # Paying it: what is paid and still owed, the payments and refunds, bank details, the card form.
+        "pay": invoice_payments(invoice),
+        "card": {
+            "enabled": stripe_enabled(),
+            "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+            "js_url": settings.STRIPE_JS_URL,
+            "allowed": request.actor.allows(Scope.BILLING, read_only=False),
+        },
+        "bank": {
+            "beneficiary": settings.PLATFORM_LEGAL_NAME,
+            "bank": settings.PLATFORM_BANK_NAME,
+            "account": settings.PLATFORM_BANK_ACCOUNT,
+        },
+    }
+    return render(request, "billing/invoices/detail.html", context)
 
 
 @consumer_required

@@ -234,6 +234,12 @@ STRIPE_API_BASE = env_url("STRIPE_API_BASE", schemes=("http", "https"))
 STRIPE_ENABLED = bool(STRIPE_SECRET_KEY)
 PLATFORM_FEE_RATE = env_decimal("PLATFORM_FEE_RATE", "0.10", minimum="0", maximum="1")
 # Prices are tax-inclusive; invoices show the VAT they contain at the issuer's rate.
+# The browser half of card payments: the publishable key and where stripe.js is loaded from (tests point it at
+# localstripe's fake stripe.js, /js.stripe.com/v3/ on its server).
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", "") or ""
+STRIPE_JS_URL = env_url("STRIPE_JS_URL", schemes=("http", "https")) or "https://js.stripe.com/v3/"
+# A webhook event whose handling failed is retried this many times (with backoff) before it stays `failed`.
+STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 5)
 INVOICE_VAT_RATE = env_decimal("INVOICE_VAT_RATE", "0.06", minimum="0", maximum="1")
 # A closed period's invoices are drafts for this long (finance may finalize early or hold one), then finalized.
 INVOICE_REVIEW_HOURS = env_int("INVOICE_REVIEW_HOURS", 48)

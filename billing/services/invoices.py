@@ -99,6 +99,7 @@ def invoice_finalize(*, invoice_id: Any, now: datetime, actor: Actor | None = No
                 now=now,
             )
         _after_commit_mail(invoice)
+        _after_commit_autopay(invoice)
         send_to_organizations(
             [invoice.consumer_id],
             {"event": "invoice.finalized", "invoice": str(invoice.pk), "number": invoice.number},
@@ -116,6 +117,16 @@ def _after_commit_mail(invoice: Invoice) -> None:
 
     invoice_id = str(invoice.pk)
     transaction.on_commit(lambda: invoice_email.delay(invoice_id))
+
+
+def _after_commit_autopay(invoice: Invoice) -> None:
+    # A consumer with autopay has its saved card charged once the invoice is committed (never inside this lock).
+    if not settings.STRIPE_ENABLED:
+        return
+    from billing.tasks import invoice_autopay_task
+
+    invoice_id = str(invoice.pk)
+    transaction.on_commit(lambda: invoice_autopay_task.delay(invoice_id))
 
 
 def invoices_finalize_due(*, now: datetime) -> int:
@@ -289,9 +300,15 @@ def credit_note_issue(
             period=period,
         )
         # Credit beyond what was still owed on a paid invoice becomes the consumer's credit balance again.
-        credit_note_settle(
+        given_back = credit_note_settle(
             invoice=invoice, credit_total=total, before_outstanding=before_outstanding, now=now, note=note
         )
+        if given_back and settings.STRIPE_ENABLED:
+            # What was paid by card goes back to the card, once the credit note is committed.
+            from billing.tasks import credit_note_refund_task
+
+            note_id = str(note.pk)
+            transaction.on_commit(lambda: credit_note_refund_task.delay(note_id))
         audit_record(
             action="credit_note.issued",
             organization=actor.organization,

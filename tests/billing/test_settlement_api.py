@@ -99,6 +99,8 @@ def draft(october) -> dict:
         "due_at": None,
         "paid_at": None,
         "voided_at": None,
+        "amount_paid": "0.00",
+        "amount_due": "1000.00",
         "lines": [
             {
                 "id": line.pk,
@@ -686,6 +688,7 @@ def test_voiding_credits_what_is_left_and_marks_the_invoice_void(october, financ
         "finalized_at": "2026-11-05T09:30:00Z",
         "due_at": "2026-12-05T09:30:00Z",
         "voided_at": "2026-11-05T09:30:00Z",
+        "amount_due": "0.00",
         "credit_notes": [
             {
                 "number": "CN-2026-11-000001",

@@ -1,0 +1,253 @@
+"""The only module that talks to Stripe: the real `stripe` SDK configured from settings (`STRIPE_SECRET_KEY`,
+`STRIPE_API_BASE`), amounts converted to the currency's minor units, deterministic idempotency keys passed by the
+callers, and Stripe's errors turned into domain errors a page or the API shows as they are.
+
+Nothing here touches the database: callers (billing.services.stripe_payments) call these functions outside any
+transaction or row lock (STYLE.md rule 3), then record what Stripe answered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import stripe
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from accounts.errors import DomainError, InvalidInput
+from marketplace.money import CURRENCY_MINOR_UNITS
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+class StripeDisabled(DomainError):
+    status_code = 409
+    default_code = "stripe_disabled"
+
+
+class PaymentDeclined(DomainError):
+    """The card (or other method) was refused: nothing was charged; the consumer may try another."""
+
+    status_code = 402
+    default_code = "payment_declined"
+    payment_intent_id: str | None = None
+
+
+class StripeUnavailable(DomainError):
+    """Stripe could not be reached or was overloaded: transient, worth retrying (tasks retry these)."""
+
+    status_code = 503
+    default_code = "stripe_unavailable"
+
+
+class StripeRequestFailed(DomainError):
+    """Stripe refused the request itself (a bad parameter, a wrong key): retrying the same request will not help."""
+
+    status_code = 502
+    default_code = "stripe_error"
+
+
+def enabled() -> bool:
+    return bool(settings.STRIPE_ENABLED and settings.STRIPE_SECRET_KEY)
+
+
+def client() -> stripe.StripeClient:
+    """A client for the configured account and API base (a local localstripe in tests)."""
+    if not enabled():
+        raise StripeDisabled(_("Card payments are not enabled on this platform; pay by bank transfer."))
+    base = settings.STRIPE_API_BASE or stripe.DEFAULT_API_BASE
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        base_addresses={"api": base.rstrip("/")},
+        # The SDK retries connection errors itself, reusing our idempotency key, so a retry never charges twice.
+        max_network_retries=2,
+        # A hung socket must not hold a page or a task for the SDK's default 80 s per attempt.
+        http_client=stripe.RequestsClient(timeout=REQUEST_TIMEOUT_SECONDS),
+    )
+
+
+# --- amounts ------------------------------------------------------------------------------------------------------
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """1,000.00 CNY → 100000: Stripe counts in the currency's minor units. Refuses an amount that is not whole
+    minor units (it would be silently rounded otherwise)."""
+    minor = amount.scaleb(CURRENCY_MINOR_UNITS[currency.upper()])
+    if minor != minor.to_integral_value():
+        raise InvalidInput(
+            _("%(amount)s is not a whole number of %(currency)s minor units.")
+            % {"amount": amount, "currency": currency}
+        )
+    return int(minor)
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    return Decimal(int(minor)).scaleb(-CURRENCY_MINOR_UNITS[currency.upper()])
+
+
+# --- errors -------------------------------------------------------------------------------------------------------
+
+
+def _call(what: str, call: Callable[[], T]) -> T:
+    """Run one Stripe call, turning its errors into domain errors (logged with Stripe's request id)."""
+    try:
+        return call()
+    except stripe.CardError as error:
+        logger.info("stripe.declined", extra={"call": what, "code": error.code, "request_id": error.request_id})
+        declined = PaymentDeclined(
+            _("The payment was declined: %(message)s") % {"message": error.user_message or error.code or ""},
+            extra={"decline_code": getattr(error, "code", None) or ""},
+        )
+        # Stripe names the PaymentIntent a declined off-session charge created (so it can be recorded as failed).
+        declined.payment_intent_id = id_of(getattr(getattr(error, "error", None), "payment_intent", None))
+        raise declined from error
+    except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+        logger.warning("stripe.unavailable", extra={"call": what, "error": str(error)})
+        raise StripeUnavailable(_("Stripe could not be reached; try again in a moment.")) from error
+    except stripe.StripeError as error:
+        status = getattr(error, "http_status", None) or 0
+        logger.warning(
+            "stripe.error",
+            extra={"call": what, "status": status, "code": error.code, "request_id": error.request_id},
+        )
+        if status >= 500:
+            raise StripeUnavailable(_("Stripe could not handle the request; try again in a moment.")) from error
+        raise StripeRequestFailed(
+            _("Stripe refused the request: %(message)s") % {"message": error.user_message or str(error)}
+        ) from error
+
+
+# --- customers ----------------------------------------------------------------------------------------------------
+
+
+def customer_create(*, organization_id: str, name: str, email: str = "", idempotency_key: str) -> str:
+    """A Stripe Customer for a consumer organization; returns its id."""
+    params: dict[str, Any] = {"name": name, "metadata": {"organization_id": organization_id}}
+    if email:
+        params["email"] = email
+    customer = _call(
+        "customer_create",
+        lambda: client().v1.customers.create(params, {"idempotency_key": idempotency_key}),
+    )
+    return customer.id
+
+
+def payment_method_attach(*, payment_method: str, customer_id: str) -> str:
+    """Attach a payment method to a customer (saving a card for autopay); returns its id."""
+    attached = _call(
+        "payment_method_attach",
+        lambda: client().v1.payment_methods.attach(payment_method, {"customer": customer_id}),
+    )
+    return attached.id
+
+
+# --- payment intents ----------------------------------------------------------------------------------------------
+
+
+def payment_intent_create(
+    *,
+    amount: Decimal,
+    currency: str,
+    customer_id: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+    payment_method: str | None = None,
+    off_session: bool = False,
+) -> stripe.PaymentIntent:
+    """A PaymentIntent for `amount` (converted to minor units). With `off_session`, confirmed at once against the
+    saved `payment_method` (autopay): a decline raises `PaymentDeclined`."""
+    params: dict[str, Any] = {
+        "amount": to_minor(amount, currency),
+        "currency": currency.lower(),
+        "customer": customer_id,
+        "metadata": metadata,
+    }
+    if payment_method:
+        params["payment_method"] = payment_method
+    if off_session:
+        params["confirm"] = True
+        params["off_session"] = True
+    return _call(
+        "payment_intent_create",
+        lambda: client().v1.payment_intents.create(params, {"idempotency_key": idempotency_key}),  # type: ignore[arg-type]
+    )
+
+
+def payment_intent_retrieve(payment_intent_id: str) -> stripe.PaymentIntent:
+    return _call("payment_intent_retrieve", lambda: client().v1.payment_intents.retrieve(payment_intent_id))
+
+
+def id_of(value: Any) -> str | None:
+    """The id of a Stripe reference: an id string, an expanded object, or an event's plain JSON object."""
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, dict):
+        return value.get("id")
+    return getattr(value, "id", None)
+
+
+def payment_intent_charge(payment_intent: Any) -> str | None:
+    """The id of a PaymentIntent's latest charge (an id or an expanded object, depending on the API version)."""
+    if isinstance(payment_intent, dict):
+        return id_of(payment_intent.get("latest_charge"))
+    return id_of(getattr(payment_intent, "latest_charge", None))
+
+
+def charge_refunds(charge_id: str) -> list[dict[str, Any]]:
+    """The refunds of a charge, as plain dicts (a `charge.refunded` event on a recent API version lists none)."""
+    refunds = _call("refund_list", lambda: client().v1.refunds.list({"charge": charge_id, "limit": 100}))
+    return [refund.to_dict() for refund in refunds.data]
+
+
+# --- refunds ------------------------------------------------------------------------------------------------------
+
+
+def refund_create(
+    *, payment_intent_id: str, amount: Decimal, currency: str, metadata: dict[str, str], idempotency_key: str
+) -> stripe.Refund:
+    """Refund part of a PaymentIntent's charge."""
+    params: dict[str, Any] = {
+        "payment_intent": payment_intent_id,
+        "amount": to_minor(amount, currency),
+        "metadata": metadata,
+    }
+    return _call(
+        "refund_create",
+        lambda: client().v1.refunds.create(params, {"idempotency_key": idempotency_key}),  # type: ignore[arg-type]
+    )
+
+
+# --- webhooks -----------------------------------------------------------------------------------------------------
+
+
+class BadSignature(InvalidInput):
+    default_code = "invalid_signature"
+
+
+def event_verify(*, payload: bytes, signature: str | None) -> dict[str, Any]:
+    """The event a webhook request carries, once its `Stripe-Signature` proves Stripe sent this very body recently
+    (HMAC with `STRIPE_WEBHOOK_SECRET`, at most 5 minutes old). Anything else: `BadSignature` (400)."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise BadSignature(_("Stripe webhooks are not configured here."), code="webhook_not_configured")
+    if not signature:
+        raise BadSignature(_("The Stripe-Signature header is missing."), code="missing_signature")
+    try:
+        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, secret, tolerance=300)
+    except stripe.SignatureVerificationError as error:
+        raise BadSignature(_("The Stripe-Signature does not verify: %(why)s") % {"why": str(error)}) from error
+    except UnicodeDecodeError as error:
+        raise BadSignature(_("The webhook body is not UTF-8.")) from error
+    try:
+        event = json.loads(payload)
+    except ValueError as error:
+        raise InvalidInput(_("The webhook body is not JSON."), code="malformed_json") from error
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise InvalidInput(_("The webhook body is not a Stripe event."), code="invalid_event")
+    return event
