@@ -184,3 +184,29 @@ def bank_statement_import(statement_id: str, content_b64: str) -> None:
 
     statement_import_lines(statement_id=statement_id, content=base64.b64decode(content_b64), now=timezone.now())
 
+
+# --- dunning ------------------------------------------------------------------------------------------------------
+
+
+@shared_task(name="billing.dunning_run", ignore_result=True, soft_time_limit=600, time_limit=660)
+def dunning_run_task() -> int:
+    """Write and queue every payment reminder due now (hourly; a reminder already sent is never sent again)."""
+    from billing.services.dunning import dunning_run
+
+    return len(dunning_run(now=timezone.now()).sent)
+
+
+@shared_task(
+    name="billing.dunning_email",
+    ignore_result=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def dunning_email(notice_id: int) -> None:
+    """E-mail one written reminder (queued once, after the commit that wrote it)."""
+    from billing.services.dunning import dunning_email_send
+
+    dunning_email_send(notice_id=notice_id)

@@ -163,6 +163,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "billing-periods-close": {"task": "billing.periods_close_due", "schedule": 3600.0},
     "billing-invoices-finalize": {"task": "billing.invoices_finalize_due", "schedule": 600.0},
     "billing-grants-expire": {"task": "billing.grants_expire", "schedule": 3600.0},
+    # Payment reminders: hourly, so a reminder goes out within the hour its stage is reached; each is sent once.
+    "billing-dunning": {"task": "billing.dunning_run", "schedule": 3600.0},
 }
 BOOKING_APPROVAL_TTL_HOURS = env_int("BOOKING_APPROVAL_TTL_HOURS", 24)
 AGENT_STALE_AFTER_SECONDS = env_int("AGENT_STALE_AFTER_SECONDS", 180)
