@@ -8,6 +8,7 @@ from billing import (
     views_payouts,
     views_reconcile,
     views_reports,
+    views_stripe_recon,
     views_vouchers,
 )
 
@@ -21,4 +22,5 @@ urlpatterns = [
     *views_payouts.urlpatterns,
     *views_reconcile.urlpatterns,
     *views_reports.urlpatterns,
+    *views_stripe_recon.urlpatterns,
 ]

@@ -185,6 +185,32 @@ def bank_statement_import(statement_id: str, content_b64: str) -> None:
     statement_import_lines(statement_id=statement_id, content=base64.b64decode(content_b64), now=timezone.now())
 
 
+@shared_task(
+    name="billing.stripe_import",
+    ignore_result=True,
+    soft_time_limit=25 * 60,
+    time_limit=30 * 60,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=60,
+    max_retries=3,
+)
+def stripe_import_task(actor_label: str = "system") -> None:
+    """Import the platform's Stripe balance transactions and payouts (the Stripe page's Import button). A run
+    that could not read Stripe is retried later and continues from its cursor; while another import runs, this
+    one does nothing."""
+    from accounts.errors import Conflict
+    from billing.services.stripe_reconcile import StripeImportFailed, stripe_import_run
+
+    try:
+        stripe_import_run(actor_label=actor_label, now=timezone.now())
+    except Conflict as exc:
+        logger.info("stripe.import_skipped", extra={"reason": exc.code})
+    except StripeImportFailed as error:
+        if error.code == "unsupported_currency":
+            raise  # retrying cannot help: finance must look at it
+        raise ConnectionError(str(error)) from error
+
+
 # --- dunning ------------------------------------------------------------------------------------------------------
 
 
