@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from accounts.errors import InvalidInput
 from accounts.models import OrganizationKind, Scope
 from accounts.schema import error_responses
-from billing import api_payments, api_settlement
+from billing import api_payments, api_payouts, api_settlement
 from billing.services.usage import MAX_BATCH, usage_ingest
 
 
@@ -90,3 +90,4 @@ urlpatterns = [path("agent/usage", UsageUploadView.as_view(), name="api-agent-us
 # Settlement and vouchers (API.md, Billing): invoices, statements, periods, the ledger, voucher programs.
 urlpatterns += api_settlement.urlpatterns
 urlpatterns += api_payments.urlpatterns
+urlpatterns += api_payouts.urlpatterns

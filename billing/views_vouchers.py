@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse
@@ -47,8 +48,10 @@ from billing.models import (
     VoucherProgram,
 )
 from billing.selectors import vouchers as selectors
+from billing.selectors.payouts import voucher_claims_summary
 from billing.services import reimbursements as reimbursement_services
 from billing.services import vouchers as voucher_services
+from billing.services.payouts import claim_reference
 from billing.services.vouchers import MANAGER_ROLES
 from marketplace.money import format_money
 
@@ -325,8 +328,19 @@ def _claims_page(request: HttpRequest, bound: dict[Any, PaymentForm] | None = No
         form = None
         if claim.status == VoucherClaimStatus.OPEN:
             form = bound.get(claim.pk) or PaymentForm(prefix_for=claim)
-        rows.append({"claim": claim, "form": form})
-    context = _sponsor_context(request, rows=rows)
+        rows.append({"claim": claim, "form": form, "reference": claim_reference(claim)})
+    context = _sponsor_context(
+        request,
+        rows=rows,
+        summary=voucher_claims_summary(request.actor),
+        # Where to send the money: the platform's account, with the claim's reference on the transfer so that
+        # finance (or the bank statement import) recognizes it.
+        platform_bank={
+            "beneficiary": settings.PLATFORM_LEGAL_NAME,
+            "bank": settings.PLATFORM_BANK_NAME,
+            "account": settings.PLATFORM_BANK_ACCOUNT,
+        },
+    )
     return render(request, "billing/vouchers/claims.html", context, status=status)
 
 
