@@ -571,3 +571,29 @@ def test_finance_records_a_sponsors_payment_of_a_claim_once(clerk):
     assert ledger_total() == {"CNY": D("0")}
     assert voucher_claim_find_by_reference(f"transfer {claim_reference(claim)}") == claim
     assert claim_reference(claim) == f"VC-2026-10-{claim.pk.hex[:8].upper()}"
+
+
+# --- at the same time ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clerks_creating_payouts_and_marking_one_paid_at_once_do_each_thing_once(clerk):
+    from tests.concurrency import run_at_once
+
+    october = october_two_centers()
+    created = run_at_once(
+        lambda: payouts_create(period="2026-10", now=NOW, actor=clerk),
+        lambda: payouts_create(period="2026-10", now=NOW, actor=clerk),
+    )
+    assert sorted(len(result.created) for result in created) == [0, 2]
+    payout = payout_of(october.lakeside)
+
+    paid = run_at_once(
+        lambda: payout_mark_paid(payout_id=payout.pk, bank_reference="A", paid_at=PAID_AT, now=NOW, actor_label="a"),
+        lambda: payout_mark_paid(payout_id=payout.pk, bank_reference="B", paid_at=PAID_AT, now=NOW, actor_label="b"),
+    )
+
+    assert {result.status for result in paid} == {PayoutStatus.PAID}
+    assert JournalEntry.objects.filter(kind="payout").count() == 1
+    assert AuditEvent.objects.filter(action="payout.paid").count() == 1
+    assert balance(october.lakeside, AccountRole.CENTER_PAYABLE) == D("0")
