@@ -38,6 +38,8 @@ WEBHOOK_EVENTS = [
 ]
 # Where late deliveries of a finished test go: nowhere (a closed port), so they cannot land in the next test.
 NOWHERE = "http://127.0.0.1:9/"
+# localstripe waits 1 s before sending an event; a margin for a busy machine.
+LATE_DELIVERY_SECONDS = 1.5
 
 _LAUNCHER = """
 import sys
@@ -93,13 +95,18 @@ class LocalStripe:
     do), through the real SDK."""
 
     url: str
+    # When this test's fixture sent earlier tests' late webhooks nowhere (see `deliver_webhooks_to`).
+    quiet_since: float = 0.0
 
     @property
     def client(self) -> stripe.StripeClient:
         return stripe.StripeClient(SECRET_KEY, base_addresses={"api": self.url})
 
     def deliver_webhooks_to(self, base_url: str) -> None:
-        """Register our webhook endpoint on `base_url` (a live server) for `WEBHOOK_EVENTS`."""
+        """Register our webhook endpoint on `base_url` (a live server) for `WEBHOOK_EVENTS`. localstripe sends an
+        event a second after it happened, to whatever is registered then: wait until an earlier test's events have
+        gone nowhere, so that none lands in this test's database."""
+        time.sleep(max(0.0, self.quiet_since + LATE_DELIVERY_SECONDS - time.monotonic()))
         self._register(f"{base_url}/api/v1/stripe/webhook")
 
     def stop_webhooks(self) -> None:
@@ -159,5 +166,6 @@ def localstripe(localstripe_url, settings) -> Iterator[LocalStripe]:
     settings.STRIPE_ENABLED = True
     server = LocalStripe(localstripe_url)
     server.stop_webhooks()
+    server.quiet_since = time.monotonic()
     yield server
     server.stop_webhooks()
