@@ -183,6 +183,10 @@ def payment_intent_retrieve(payment_intent_id: str) -> stripe.PaymentIntent:
     return _call("payment_intent_retrieve", lambda: client().v1.payment_intents.retrieve(payment_intent_id))
 
 
+def payment_intent_cancel(payment_intent_id: str) -> stripe.PaymentIntent:
+    return _call("payment_intent_cancel", lambda: client().v1.payment_intents.cancel(payment_intent_id))
+
+
 def id_of(value: Any) -> str | None:
     """The id of a Stripe reference: an id string, an expanded object, or an event's plain JSON object."""
     if value is None or isinstance(value, str):

@@ -202,6 +202,7 @@ def invoice_payment_intent(*, invoice: Invoice, now: datetime) -> CardPayment:
             # The webhook has not told us yet; bring our row up to date rather than charge twice.
             intent_settle(payment=earlier, payment_intent=intent, now=now)
             raise Conflict(_("A card payment of this invoice is already being processed."), code="payment_in_progress")
+    _cancel_stale(invoice, outstanding, now)
     customer_id = customer_ensure(consumer=invoice.consumer)
     attempt = Payment.objects.filter(invoice=invoice, method=PaymentMethod.STRIPE).count() + 1
     intent = gateway.payment_intent_create(
@@ -222,6 +223,30 @@ def invoice_payment_intent(*, invoice: Invoice, now: datetime) -> CardPayment:
     )
     logger.info("stripe.payment_intent_created", extra={"invoice": str(invoice.pk), "payment_intent": intent.id})
     return CardPayment(payment, intent.id, intent.client_secret, outstanding, invoice.currency)
+
+
+def _cancel_stale(invoice: Invoice, outstanding: Decimal, now: datetime) -> None:
+    """Cancel the invoice page's earlier PaymentIntents for another amount (a bank transfer or a credit note
+    arrived since), so that a page left open cannot pay the old amount. One that Stripe says already went through
+    is brought up to date instead."""
+    stale = Payment.objects.filter(
+        invoice=invoice,
+        method=PaymentMethod.STRIPE,
+        status=PaymentStatus.PENDING,
+        recorded_by=INVOICE_PAGE,
+        stripe_payment_intent__isnull=False,
+    ).exclude(amount=outstanding)
+    for payment in stale:
+        try:
+            intent = gateway.payment_intent_cancel(payment.stripe_payment_intent)
+        except gateway.StripeRequestFailed:
+            intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent)
+        if intent.status == "canceled":
+            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+                status=PaymentStatus.CANCELED, updated_at=now
+            )
+        else:
+            intent_settle(payment=payment, payment_intent=intent, now=now)
 
 
 def invoice_autopay(*, invoice_id: Any, now: datetime) -> Payment | None:

@@ -466,3 +466,31 @@ def test_the_payments_api_lists_the_consumers_own_payments_and_the_invoice_shows
     assert theirs.json()["count"] == 0
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid")
     assert (one.json()["amount_paid"], one.json()["amount_due"], one.json()["status"]) == ("1000.00", "0.00", "paid")
+
+
+def test_after_a_bank_transfer_the_card_form_pays_only_the_remainder_and_the_old_payment_intent_is_canceled(
+    localstripe,
+):
+    invoice, _center, consumer = october_invoice()
+    finance = browser_as(member_of(consumer, Role.FINANCE), consumer)
+    url = f"/billing/invoices/{invoice.pk}/pay/card/"
+    before = finance.post(url).json()
+    payment_record(
+        consumer=consumer,
+        method=PaymentMethod.BANK_TRANSFER,
+        currency="CNY",
+        amount=Decimal("400.00"),
+        key="bank:partial",
+        received_at=CREDITED_AT,
+        now=CREDITED_AT,
+        invoice=invoice,
+    )
+
+    after = finance.post(url).json()
+
+    old = Payment.objects.get(stripe_payment_intent=before["payment_intent"])
+    assert (before["amount"], after["amount"]) == ("1000.00", "600.00")
+    assert after["payment_intent"] != before["payment_intent"]
+    assert old.status == PaymentStatus.CANCELED
+    assert localstripe.client.v1.payment_intents.retrieve(before["payment_intent"]).status == "canceled"
+    assert localstripe.client.v1.payment_intents.retrieve(after["payment_intent"]).amount == 60000

@@ -23,6 +23,7 @@ from billing.models import (
     PaymentAllocation,
     PaymentStatus,
     ReconciliationException,
+    Refund,
     StripeEvent,
     StripeEventStatus,
     StripePayout,
@@ -309,3 +310,17 @@ def test_stripe_payouts_are_recorded_and_a_failed_one_opens_an_exception(localst
         Decimal("10.0000"),
         "open",
     )
+
+
+def test_an_event_whose_handling_fails_is_retried_with_its_error_then_left_failed(localstripe, client, settings):
+    settings.STRIPE_EVENT_MAX_ATTEMPTS = 3
+    # A refund event about a charge Stripe does not know: asking Stripe for its refunds fails every time.
+    body = event_body("evt_unknown_charge", "charge.refunded", {"id": "ch_unknown", "object": "charge"})
+
+    response = post_event(client, body, sign(body))
+
+    event = StripeEvent.objects.get()
+    assert response.status_code == 200
+    assert (event.status, event.attempts) == (StripeEventStatus.FAILED, 3)
+    assert event.last_error.startswith("StripeRequestFailed: Stripe refused the request")
+    assert Refund.objects.count() == 0
