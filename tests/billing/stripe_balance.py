@@ -7,6 +7,7 @@ payouts). A request with no recorded answer gets Stripe's own 404, so a wrong qu
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,8 +50,10 @@ class RecordedStripeAccount(stripe.HTTPClient):
 
     name = "recorded-balance"
 
-    def __init__(self) -> None:
+    def __init__(self, *, delay_seconds: float = 0.0) -> None:
         super().__init__()
+        # How long each answer takes, as Stripe over the internet would: lets a browser test watch a run progress.
+        self.delay_seconds = delay_seconds
         self.responses: dict[tuple, tuple[int, dict[str, Any]]] = {}
         self.failures: dict[tuple, BaseException] = {}
         self.sent: list[Sent] = []
@@ -85,6 +88,8 @@ class RecordedStripeAccount(stripe.HTTPClient):
             )
         )
         key = _key(method, parts.path, query)
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         if key in self.failures:
             raise self.failures[key]
         status, body = self.responses.get(key) or (

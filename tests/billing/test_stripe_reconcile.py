@@ -253,6 +253,9 @@ def test_an_import_while_another_runs_is_refused_and_changes_nothing(account, op
         assert account.sent == []
         assert not StripeImportRun.objects.exists()
         assert not StripeBalanceTransaction.objects.exists()
+
+        # The other import ends: the next one goes ahead.
+        other.execute("SELECT pg_advisory_unlock(%s)", [IMPORT_LOCK_KEY])
     finally:
         other.close()
     assert not import_running()
