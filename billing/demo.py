@@ -13,19 +13,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.actor import ALL_SCOPES, Actor
 from accounts.models import Membership, Organization, Role
-from billing.models import BillingPeriod, InvoiceStatus, PeriodStatus, VoucherGrant, VoucherProgram
-from billing.periods_calendar import month_start, previous_month
+from billing.models import (
+    BillingPeriod,
+    Invoice,
+    InvoiceStatus,
+    PeriodStatus,
+    VoucherClaim,
+    VoucherGrant,
+    VoucherProgram,
+)
+from billing.periods_calendar import label, month_start, previous_month
 from billing.services.invoices import invoice_finalize
 from billing.services.periods import period_close, unclosed_before
 from billing.services.usage import usage_ingest
 from billing.services.vouchers import voucher_grant_apply, voucher_grant_approve, voucher_program_save
 from marketplace.demo import CENTER_SLUGS
 from marketplace.models import Booking, BookingEvent, BookingStatus, Offering
+from marketplace.money import format_money
 
 SPONSOR_SLUG = "municipal-ai-compute-voucher-fund"
 DEMO_LABEL = "demo history"
@@ -255,3 +266,82 @@ def seed_history(*, now: datetime) -> int:
 def seed_billing(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     return {"voucher records": seed_vouchers(now=now), "past bookings": seed_history(now=now)}
+
+
+# --- the sample bank statement ------------------------------------------------------------------------------------
+
+SAMPLE_TEMPLATE = Path(__file__).resolve().parent / "data" / "sample_bank_statement.csv"
+SAMPLE_CONSUMERS = {
+    "blue_heron": "blue-heron-robotics",
+    "eastlake": "eastlake-university",
+    "qingluo": "qingluo-biotech",
+    "yangtze": "yangtze-institute-computational-materials",
+}
+# Yangtze pays its invoice and an advance: more than the tolerance over, so finance sees an exception to resolve.
+YANGTZE_ADVANCE = Decimal("200.00")
+
+
+def sample_statement_values(*, now: datetime) -> dict[str, str]:
+    """What the sample statement's placeholders stand for in this demo: last month's invoice numbers and totals,
+    the voucher claim's reference, and the day the invoices were issued (when their payments arrive)."""
+    from billing.services.reconcile import claim_reference
+
+    last_month = previous_month(month_start(now))
+    values: dict[str, str] = {"period": label(last_month)}
+    issued = None
+    for key, slug in SAMPLE_CONSUMERS.items():
+        invoice = (
+            Invoice.objects.filter(consumer__slug=slug, period__start=last_month, currency="CNY")
+            .exclude(number__isnull=True)
+            .first()
+        )
+        if invoice is None or invoice.total <= 0:
+            continue
+        values[f"{key}_number"] = invoice.number
+        values[f"{key}_total"] = format_money(invoice.total, "CNY")
+        issued = max(issued or invoice.finalized_at, invoice.finalized_at)
+    if "yangtze_total" in values:
+        values["yangtze_overpaid"] = format_money(Decimal(values["yangtze_total"]) + YANGTZE_ADVANCE, "CNY")
+    claim = (
+        VoucherClaim.objects.filter(sponsor__slug=SPONSOR_SLUG, period__start=last_month, currency="CNY")
+        .select_related("period")
+        .first()
+    )
+    if claim is not None:
+        values["claim_total"] = format_money(claim.amount, "CNY")
+        values["claim_reference"] = claim_reference(claim)
+    day = (issued or now).date()
+    values["date"], values["date_compact"] = day.isoformat(), f"{day:%Y%m%d}"
+    return values
+
+
+def render_sample_statement(*, now: datetime) -> str:
+    """The sample statement for this demo: each template line whose placeholders the demo can fill (a line about
+    an invoice the demo does not have is left out)."""
+    values = sample_statement_values(now=now)
+    header, *lines = SAMPLE_TEMPLATE.read_text(encoding="utf-8").splitlines()
+    rendered = [header]
+    for line in lines:
+        try:
+            rendered.append(line.format(**values))
+        except KeyError:
+            continue
+    return "\n".join(rendered) + "\n"
+
+
+def seed_sample_statement(*, now: datetime | None = None, directory: Path | None = None) -> tuple[Path, bool] | None:
+    """Write the rendered sample statement where the workbench's "Import the sample statement" finds it
+    (MEDIA_ROOT/demo/), and say whether it changed. The same demo renders the same bytes, so importing it twice
+    is refused as a duplicate, exactly as for a real file."""
+    from billing.views_reconcile import SAMPLE_NAME
+
+    now = now or timezone.now()
+    if not Invoice.objects.filter(period__start=previous_month(month_start(now))).exclude(number__isnull=True).exists():
+        return None
+    target = (directory or Path(settings.MEDIA_ROOT) / "demo") / SAMPLE_NAME
+    content = render_sample_statement(now=now)
+    if target.is_file() and target.read_text(encoding="utf-8") == content:
+        return target, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(content, encoding="utf-8")
+    return target, True

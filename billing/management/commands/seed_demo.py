@@ -16,7 +16,7 @@ from django.db import transaction
 
 from accounts.demo import STEPS as ACCOUNT_STEPS
 from accounts.demo import DemoSeed, Step, login_table
-from billing.demo import seed_billing
+from billing.demo import seed_billing, seed_sample_statement
 from marketplace.demo import seed_agents, seed_market
 
 
@@ -32,7 +32,14 @@ def seed_billing_step(seed: DemoSeed) -> None:
             seed.created[what] = seed.created.get(what, 0) + n
 
 
-STEPS: list[Step] = [*ACCOUNT_STEPS, seed_market_step, seed_billing_step]
+def seed_sample_statement_step(seed: DemoSeed) -> None:
+    """The reconciliation workbench's sample bank statement, rendered with this demo's invoice numbers."""
+    written = seed_sample_statement()
+    if written is not None and written[1]:
+        seed.created["sample bank statement"] = 1
+
+
+STEPS: list[Step] = [*ACCOUNT_STEPS, seed_market_step, seed_billing_step, seed_sample_statement_step]
 
 
 class Command(BaseCommand):
