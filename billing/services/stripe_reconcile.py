@@ -527,15 +527,25 @@ def _import_payouts(client: stripe.StripeClient, run: StripeImportRun, now: date
         params["starting_after"] = items[-1]["id"]
 
 
-def _import_payout_contents(client: stripe.StripeClient, payout: StripePayout, now: datetime) -> None:
+def _import_payout_contents(
+    client: stripe.StripeClient, payout: StripePayout, now: datetime, covered: datetime | None
+) -> bool:
     """Store the balance transactions a paid payout contains (`?payout=`, paged), then ask Stripe for the
-    PaymentIntent of each charge in it that no payment of ours names by its charge id."""
+    PaymentIntent of each charge in it that no payment of ours names by its charge id. Returns whether all of
+    them are stored.
+
+    One newer than `covered` (the newest the balance history listing has reached) is left for the next run's
+    listing: storing it here would move the next run's lower bound past transactions that listing has not seen
+    yet, leaving a gap. Its payout is reconciled once the next run has it."""
     params: dict[str, Any] = {"limit": PAGE_SIZE, "payout": payout.pk}
+    complete = True
     while True:
         page = client.v1.balance_transactions.list(params=params)
         items = [item.to_dict() for item in page.data]
+        seen = [data for data in items if covered is not None and _instant(data["created"]) <= covered]
+        complete = complete and len(seen) == len(items)
         with transaction.atomic():
-            _store_transactions(items, now=now, payout_id=payout.pk)
+            _store_transactions(seen, now=now, payout_id=payout.pk)
         if not page.has_more or not items:
             break
         params["starting_after"] = items[-1]["id"]
@@ -551,6 +561,7 @@ def _import_payout_contents(client: stripe.StripeClient, payout: StripePayout, n
     if intents:
         with transaction.atomic():
             _link_payments(unlinked, now, intents)
+    return complete
 
 
 def stripe_import_run(*, actor_label: str, now: datetime, client: stripe.StripeClient | None = None) -> StripeImportRun:
@@ -567,11 +578,16 @@ def stripe_import_run(*, actor_label: str, now: datetime, client: stripe.StripeC
         logger.info("stripe.import_started", extra={"run": run.pk, "cursor": run.cursor, "by": actor_label})
         try:
             pages = _import_balance_transactions(client, run, now)
+            covered = StripeBalanceTransaction.objects.aggregate(newest=Max("created"))["newest"]
             payouts = _import_payouts(client, run, now)
             for payout in StripePayout.objects.filter(pk__in=payouts).order_by("arrival_date", "id"):
+                complete = True
                 if payout.status == PAYOUT_PAID and payout.reconciled_at is None:
-                    _import_payout_contents(client, payout, now)
-                stripe_payout_reconcile(payout_id=payout.pk, now=now)
+                    complete = _import_payout_contents(client, payout, now, covered)
+                if complete:
+                    stripe_payout_reconcile(payout_id=payout.pk, now=now)
+                else:
+                    stripe_payout_settle(payout_id=payout.pk, now=now)
         except Exception as exc:
             message = _failure_message(exc)
             _run_end(run, ImportStatus.FAILED, now, error=message)

@@ -422,6 +422,42 @@ def test_a_payout_that_does_not_add_up_opens_exceptions_and_is_not_reconciled(ac
     assert trial_balance() == {"CNY": D("0")}
 
 
+def test_a_payout_holding_a_transaction_newer_than_the_listing_saw_waits_for_the_next_run(account, operator):
+    invoice, _center, _consumer = october_invoice()
+    card_payment(invoice, "1000.00", intent="pi_a", charge_id="ch_a")
+    charge_a = balance_transaction("txn_a", amount=100_000, fee=2_930, created=ts("2026-11-18 09:00"), source="ch_a")
+    # Stripe created po_5 (and its own balance transaction) between the listing's page and the payouts' page.
+    paid_out = balance_transaction(
+        "txn_po_5", type="payout", amount=-97_070, fee=0, created=ts("2026-11-20 12:00"), source="po_5"
+    )
+    record_list(account, TXNS, [charge_a])
+    po_5 = payout("po_5", amount=97_070, arrival_date=ts("2026-11-21 00:00"))
+    record_list(account, PAYOUTS, [po_5])
+    record_list(account, TXNS, [paid_out, charge_a], query={"payout": "po_5"})
+
+    stripe_import_run(actor_label="system", now=NOW)
+
+    # Not stored from the payout's contents (the next listing would start past it), so not reconciled yet; no
+    # exception either. The payout itself reached the bank and is booked.
+    assert set(StripeBalanceTransaction.objects.values_list("id", "payout_id")) == {("txn_a", "po_5")}
+    assert StripePayout.objects.get().reconciled_at is None
+    assert not ReconciliationException.objects.filter(subject__startswith="stripe_").exists()
+    assert balance(None, AccountRole.CASH) == D("970.70")
+
+    record_list(account, TXNS, [paid_out, charge_a], query={"created[gte]": str(ts("2026-11-18 09:00"))})
+    record_list(account, PAYOUTS, [po_5], query={"arrival_date[gte]": str(ts("2026-11-21 00:00"))})
+    stripe_import_run(actor_label="system", now=LATER)
+
+    assert set(StripeBalanceTransaction.objects.values_list("id", "payout_id")) == {
+        ("txn_a", "po_5"),
+        ("txn_po_5", "po_5"),
+    }
+    assert StripePayout.objects.get().reconciled_at == LATER
+    assert not ReconciliationException.objects.filter(subject__startswith="stripe_").exists()
+    assert balance(None, AccountRole.STRIPE_BALANCE) == D("0")
+    assert trial_balance() == {"CNY": D("0")}
+
+
 def test_a_failed_payout_opens_an_exception_and_a_payout_failing_after_it_was_paid_is_reversed(account, operator):
     record_list(account, TXNS, [])
     record_list(
