@@ -19,6 +19,7 @@ from django.db.models import DecimalField, ExpressionWrapper, F, Sum
 from django.db.models.functions import Extract
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.actor import Actor
 from accounts.errors import Conflict, InvalidInput, NotFound, RuleViolation
@@ -33,10 +34,11 @@ from marketplace.models import (
     Offering,
     OfferingStatus,
 )
-from marketplace.money import round_money
+from marketplace.money import format_money, round_money
 from marketplace.realtime import notify_booking
 from marketplace.selectors.capacity import peak_devices
 from marketplace.services.inventory import offering_lock
+from marketplace.timestamps import rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +137,25 @@ def commitment_amount(*, fraction: Decimal, unit_price: Decimal, currency: str, 
     return round_money(fraction * device_hours * unit_price, currency)
 
 
+def _unpaid_invoices(consumer: Organization, currency: str | None = None) -> list[tuple[Any, Decimal]]:
+    """The consumer's finalized invoices with something still owed, each with what is owed (in `currency`, or in
+    every currency), oldest due first."""
+    # billing builds on the market (its models point at bookings), so it is imported where it is used.
+    from billing.models import Invoice, InvoiceStatus
+    from billing.services.payments import invoice_outstanding
+
+    invoices = Invoice.objects.filter(consumer=consumer, status=InvoiceStatus.FINALIZED).order_by("due_at", "number")
+    if currency is not None:
+        invoices = invoices.filter(currency=currency)
+    owed = ((invoice, invoice_outstanding(invoice)) for invoice in invoices)
+    return [(invoice, amount) for invoice, amount in owed if amount > 0]
+
+
 def exposure(consumer: Organization, currency: str) -> Decimal:
-    """What the consumer owes or has committed in `currency` and not yet been invoiced for: the full booked
-    amount of its holding bookings. (Unpaid invoices join this once invoicing exists.)"""
+    """What the consumer owes or has committed in `currency`: the full booked amount of its holding bookings,
+    plus what is still owed on its finalized invoices (after payments, credit notes and write-offs). A booking
+    running across a month end counts whole although its first month is already invoiced: the limit errs on
+    the side of caution."""
     seconds = Extract(F("end") - F("start"), "epoch")
     amount = ExpressionWrapper(
         F("devices") * seconds / 3600 * F("unit_price"),
@@ -148,10 +166,55 @@ def exposure(consumer: Organization, currency: str) -> Decimal:
         .aggregate(total=Sum(amount))
         .get("total")
     )
-    return round_money(Decimal(total or 0), currency)
+    unpaid = sum((owed for _invoice, owed in _unpaid_invoices(consumer, currency)), Decimal(0))
+    return round_money(Decimal(total or 0), currency) + round_money(unpaid, currency)
 
 
-def _check_credit(consumer: Organization, currency: str, amount: Decimal) -> None:
+def overdue_invoices(consumer: Organization, now: datetime) -> list[tuple[Any, Decimal]]:
+    """The consumer's invoices past their due date with something still owed, in any currency."""
+    return [(invoice, owed) for invoice, owed in _unpaid_invoices(consumer) if invoice.due_at and invoice.due_at < now]
+
+
+def _check_overdue(consumer: Organization, now: datetime) -> None:
+    """A consumer with an invoice past due books nothing more until it is paid (issue 6: overdue invoices count
+    against the credit limit), whatever its limit and in whichever currency the invoice is."""
+    overdue = overdue_invoices(consumer, now)
+    if not overdue:
+        return
+    listed = ", ".join(
+        _("%(number)s (%(amount)s %(currency)s, due %(due)s)")
+        % {
+            "number": invoice.number,
+            "amount": format_money(owed, invoice.currency),
+            "currency": invoice.currency,
+            "due": f"{invoice.due_at:%Y-%m-%d}",
+        }
+        for invoice, owed in overdue
+    )
+    raise RuleViolation(
+        ngettext(
+            "Your invoice %(invoices)s is overdue; pay it before booking more.",
+            "Your invoices %(invoices)s are overdue; pay them before booking more.",
+            len(overdue),
+        )
+        % {"invoices": listed},
+        code="overdue_invoices",
+        extra={
+            "overdue_invoices": [
+                {
+                    "number": invoice.number,
+                    "amount_due": format_money(owed, invoice.currency),
+                    "currency": invoice.currency,
+                    "due_at": rfc3339(invoice.due_at),
+                }
+                for invoice, owed in overdue
+            ]
+        },
+    )
+
+
+def _check_credit(consumer: Organization, currency: str, amount: Decimal, now: datetime) -> None:
+    _check_overdue(consumer, now)
     limit = consumer.credit_limit
     if limit is None:
         return
@@ -300,6 +363,7 @@ def booking_create(
             consumer,
             currency,
             window_amount(unit_price=price, currency=currency, device_hours=window.device_hours),
+            now,
         )
         status = BookingStatus.PENDING_APPROVAL if offering.requires_approval else BookingStatus.CONFIRMED
         booking = Booking.objects.create(
