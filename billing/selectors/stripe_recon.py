@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.actor import Actor
 from accounts.errors import Forbidden, NotFound
@@ -26,6 +27,14 @@ from billing.services.stripe_reconcile import PAYMENT_TYPES, PAYOUT_TYPES, impor
 
 ZERO = Decimal(0)
 RUNS_SHOWN = 10
+# Stripe's payout states, as finance reads them (Stripe's own word is shown for any state not listed).
+PAYOUT_STATUS_LABELS = {
+    "pending": gettext_lazy("Pending"),
+    "in_transit": gettext_lazy("In transit"),
+    "paid": gettext_lazy("Paid"),
+    "failed": gettext_lazy("Failed"),
+    "canceled": gettext_lazy("Canceled"),
+}
 PAYOUTS_SHOWN = 50
 
 
@@ -61,6 +70,10 @@ class PayoutRow:
     transactions: int
     unlinked: int
     open_exceptions: int
+
+    @property
+    def status_label(self) -> str:
+        return str(PAYOUT_STATUS_LABELS.get(self.payout.status, self.payout.status))
 
     @property
     def difference(self) -> Decimal:

@@ -219,19 +219,19 @@ def test_the_page_shows_each_payout_with_its_sums_deposit_and_state_and_the_fees
     html = response.content.decode()
     assert re.findall(r'<tr data-payout="(\w+)"', html) == ["po_4", "po_2", "po_1", "po_3"]
     assert inner(html, "tr", 'data-payout="po_1"') == (
-        "po_1 2026-11-20 paid CNY 1000.00 29.30 970.70 970.70 2026-11-20 · 970.70 · STRIPE PO 1 "
+        "po_1 2026-11-20 Paid CNY 1000.00 29.30 970.70 970.70 2026-11-20 · 970.70 · STRIPE PO 1 "
         "Reconciled 2026-11-21 08:00"
     )
     assert inner(html, "tr", 'data-payout="po_2"') == (
-        "po_2 2026-11-21 paid CNY 300.00 9.00 291.00 500.00 not matched yet "
+        "po_2 2026-11-21 Paid CNY 300.00 9.00 291.00 500.00 not matched yet "
         "To check off by 209.00 1 charge without a payment"
     )
     assert inner(html, "tr", 'data-payout="po_3"') == (
-        "po_3 2026-11-19 failed CNY — — — 120.00 not matched yet Failed The bank account has been closed."
+        "po_3 2026-11-19 Failed CNY — — — 120.00 not matched yet Failed The bank account has been closed."
     )
     assert (
         inner(html, "tr", 'data-payout="po_4"')
-        == "po_4 2026-11-25 in_transit CNY — — — 50.00 not matched yet Not paid yet"
+        == "po_4 2026-11-25 In transit CNY — — — 50.00 not matched yet Not paid yet"
     )
     assert inner(html, "tr", 'data-currency="CNY"') == "CNY 2 38.30"
     assert 'data-action="stripe-import"' not in html  # a viewer reads and never sees the button
