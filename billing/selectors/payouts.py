@@ -203,8 +203,10 @@ def payout_period(actor: Actor, label: str) -> PeriodPayouts:
                 else:
                     result.bank_ready += 1
         result.rows.append(row)
+    # By number (`PB-<period>-…`), not through its payouts: a payout retried after failing leaves its file, which
+    # stays listed as it was handed to the bank.
     result.batches = list(
-        PayoutBatch.objects.filter(payouts__statement__period=period).distinct().order_by("-created_at", "number")
+        PayoutBatch.objects.filter(number__startswith=f"PB-{period.label}-").order_by("-created_at", "-number")
     )
     result.claims = [
         (claim, claim_reference(claim))

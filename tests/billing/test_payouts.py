@@ -32,6 +32,7 @@ from billing.models import (
     VoucherClaim,
     VoucherClaimStatus,
 )
+from billing.selectors.payouts import payout_period
 from billing.services.invoices import CreditRequest, credit_note_issue, invoice_finalize
 from billing.services.payments import period_lock
 from billing.services.payouts import (
@@ -373,6 +374,10 @@ def test_a_failed_payout_opens_an_exception_and_finance_retries_it_in_the_next_f
     assert (second_file.number, second_file.count) == ("PB-2026-10-000002", 1)
     assert payout_reference(yangtze) in payout_batch_content(second_file).decode()
     assert payout_batch_content(first_file).decode().count("PO-2026-10-") == 2  # the first file is unchanged
+    assert [batch.number for batch in payout_period(clerk, "2026-10").batches] == [
+        "PB-2026-10-000002",
+        "PB-2026-10-000001",
+    ]
 
     # A second failure queues a second exception of its own.
     payout_mark_failed(payout_id=yangtze.pk, message="Returned again", now=NOW, actor_label="x")
