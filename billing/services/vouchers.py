@@ -477,6 +477,8 @@ def grants_expire(*, now: datetime) -> int:
 def voucher_claim_pay(*, actor: Actor, claim_id: Any, reference: str, now: datetime) -> VoucherClaim:
     """The sponsor records that it paid a claim (by bank transfer, with its reference): the platform's cash rises
     and the sponsor's voucher receivable is settled."""
+    from billing.services.payments import posting_period  # payments builds on this module through periods
+
     _require_sponsor_manager(actor)
     reference = (reference or "").strip()
     if not reference:
@@ -506,6 +508,7 @@ def voucher_claim_pay(*, actor: Actor, claim_id: Any, reference: str, now: datet
                 credit(claim.sponsor_id, AccountRole.VOUCHER_RECEIVABLE, claim.currency, claim.amount),
             ],
             now=now,
+            period=posting_period(now),  # a locked month's books never change
         )
         audit_record(
             action="voucher_claim.paid",
