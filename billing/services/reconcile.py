@@ -9,7 +9,7 @@ Auto-match (after every import, and on demand) looks at each line once it is unm
   line and whose life (finalized … due) is within `RECONCILIATION_DATE_WINDOW_DAYS` of its booking date. One such
   invoice whose consumer's name is the payer's is a confirmed match; otherwise the candidates are only *proposed*
   for finance to confirm (several: with an "ambiguous" exception) — an ambiguous line is never decided here;
-- money out: a center's payout with the line's bank reference (when the payouts service exists);
+- money out: a center's payout by its payout reference (PO-…) or the bank's reference, marked paid;
 - nothing found: an "unmatched bank line" exception.
 Rerunning it changes nothing: a line already matched, proposed or ignored is skipped, payments are keyed by the
 line (`bank_line:<id>`), exceptions are one per kind and line, and a proposal finance rejected is not made again.
@@ -21,7 +21,6 @@ and writes an audit event with who did it and why.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -38,7 +37,7 @@ from django.utils.translation import gettext as _
 
 from accounts.actor import Actor
 from accounts.errors import Conflict, InvalidInput, NotFound
-from accounts.models import Organization, OrganizationKind, Role
+from accounts.models import Organization, OrganizationKind
 from accounts.services import audit_record
 from billing.models import (
     BankLineStatus,
@@ -81,8 +80,6 @@ ZERO = Decimal(0)
 AUTO = "auto-match"
 
 INVOICE_NUMBER = re.compile(r"INV-\d{4}-\d{2}-\d{6}", re.IGNORECASE)
-# A voucher claim's payment reference: VC-<period>-<first 8 hex digits of the claim's id> (see claim_reference).
-CLAIM_REFERENCE = re.compile(r"VC-(\d{4}-\d{2})-([0-9A-F]{8})", re.IGNORECASE)
 STRIPE_PAYER = re.compile(r"stripe", re.IGNORECASE)
 # Words that say what kind of company a payer is, not which one.
 _LEGAL_FORMS = re.compile(
@@ -91,8 +88,10 @@ _LEGAL_FORMS = re.compile(
 
 
 def claim_reference(claim: VoucherClaim) -> str:
-    """The reference a sponsor writes on the transfer paying a voucher claim."""
-    return f"VC-{claim.period.label}-{str(claim.pk)[:8].upper()}"
+    """The reference a sponsor writes on the transfer paying a voucher claim (billing.services.payouts')."""
+    from billing.services.payouts import claim_reference as reference
+
+    return reference(claim)
 
 
 def _booked_at(line: BankStatementLine) -> datetime:
@@ -367,31 +366,28 @@ def _match_by_invoice_numbers(line: BankStatementLine, invoices: list[Invoice], 
 
 
 def _claim_named(line: BankStatementLine) -> VoucherClaim | None:
-    for period, prefix in CLAIM_REFERENCE.findall(f"{line.remittance} {line.bank_reference}"):
-        for claim in VoucherClaim.objects.filter(
-            period__start__year=int(period[:4]), period__start__month=int(period[5:]), currency=line.currency
-        ).select_related("period", "sponsor"):
-            if str(claim.pk).upper().startswith(prefix.upper()):
-                return claim
-    return None
+    from billing.services.payouts import voucher_claim_find_by_reference
 
-
-def _sponsor_actor(sponsor: Organization) -> Actor:
-    """The sponsor as the claim's payer: the bank statement is the sponsor's proof of payment, so the claim is
-    marked paid in the sponsor's name (the audit event's label says it was the bank statement)."""
-    return Actor(organization=sponsor, scopes=frozenset(), role=Role.FINANCE)
+    return voucher_claim_find_by_reference(f"{line.remittance} {line.bank_reference}")
 
 
 def _match_claim(line: BankStatementLine, claim: VoucherClaim, now: datetime) -> str | None:
-    from billing.services.vouchers import voucher_claim_pay
+    """A sponsor's transfer naming its voucher claim, of the claim's amount (within the tolerance): the claim is
+    received. Another amount is left to the amount rules and, failing those, to finance."""
+    from billing.services.payouts import voucher_claim_mark_paid
 
-    if claim.status == VoucherClaimStatus.PAID or abs(claim.amount - line.amount) > amount_tolerance(line.currency):
+    if (
+        claim.status == VoucherClaimStatus.PAID
+        or claim.currency != line.currency
+        or abs(claim.amount - line.amount) > amount_tolerance(line.currency)
+    ):
         return None
-    voucher_claim_pay(
-        actor=_sponsor_actor(claim.sponsor),
+    voucher_claim_mark_paid(
         claim_id=claim.pk,
-        reference=(line.bank_reference or line.remittance or claim_reference(claim))[:200],
+        bank_reference=(line.bank_reference or line.remittance or claim_reference(claim))[:200],
+        paid_at=_booked_at(line),
         now=now,
+        actor_label=AUTO,
     )
     _match(
         line,
@@ -402,7 +398,7 @@ def _match_claim(line: BankStatementLine, claim: VoucherClaim, now: datetime) ->
         voucher_claim=claim,
     )
     _resolve_line_exceptions(
-        line, resolution=ExceptionResolution.MATCHED, note="Voucher claim paid.", actor_label=AUTO, now=now
+        line, resolution=ExceptionResolution.MATCHED, note="Voucher claim received.", actor_label=AUTO, now=now
     )
     _set_status(line, BankLineStatus.MATCHED)
     return "matched"
@@ -556,60 +552,60 @@ def _match_by_amount(line: BankStatementLine, now: datetime) -> str:
     return "unmatched"
 
 
-def payouts_available() -> bool:
-    """Whether the payouts service (another part of the payments work) is installed."""
-    return importlib.util.find_spec("billing.services.payouts") is not None
+def _outgoing_payout(line: BankStatementLine):
+    """The center's payout this outgoing line is: by its payout reference in the remittance text (what the bank
+    payment file gave the bank), or by the bank's reference finance recorded on it."""
+    from billing.models import Payout
+    from billing.services.payouts import payout_find_by_reference
+
+    found = payout_find_by_reference(f"{line.remittance} {line.bank_reference}")
+    if found is None and line.bank_reference:
+        same = list(Payout.objects.filter(bank_reference=line.bank_reference)[:2])
+        found = same[0] if len(same) == 1 else None
+    return found
 
 
 def _match_outgoing(line: BankStatementLine, now: datetime) -> str:
-    if payouts_available():
-        from billing.models import Payout
-        from billing.services.payouts import payout_mark_paid
+    from billing.services.payouts import payout_mark_paid, payout_reference
 
-        amount = -line.amount
-        open_payouts = Payout.objects.filter(
-            currency=line.currency, amount=amount, status__in=[PayoutStatus.PENDING, PayoutStatus.IN_TRANSIT]
-        ).select_related("batch")
-        text = f"{line.remittance} {line.bank_reference}".upper()
-        found = [
-            payout
-            for payout in open_payouts
-            if (line.bank_reference and payout.bank_reference == line.bank_reference)
-            or str(payout.pk)[:8].upper() in text
-            or (payout.batch is not None and payout.batch.number.upper() in text)
-        ]
-        if len(found) == 1:
+    payout = _outgoing_payout(line)
+    if payout is not None and (payout.currency, payout.amount) == (line.currency, -line.amount):
+        if payout.status != PayoutStatus.PAID:
             payout = payout_mark_paid(
-                payout_id=found[0].pk,
-                bank_reference=line.bank_reference or line.remittance[:200],
+                payout_id=payout.pk,
+                bank_reference=line.bank_reference or payout_reference(payout),
                 paid_at=_booked_at(line),
                 now=now,
                 actor_label=AUTO,
             )
-            _match(
-                line,
-                now,
-                status=MatchStatus.CONFIRMED,
-                method=MatchMethod.IDENTIFIER,
-                explanation=f"Payout to {payout.center.name} by its reference.",
-                payout=payout,
-            )
-            _resolve_line_exceptions(
-                line, resolution=ExceptionResolution.MATCHED, note="Payout paid.", actor_label=AUTO, now=now
-            )
-            _set_status(line, BankLineStatus.MATCHED)
-            return "matched"
-    _open_unmatched(
-        line,
-        now,
-        _("%(amount)s paid out to %(payee)s on %(date)s (“%(remittance)s”) matches no payout.")
-        % {
+        _match(
+            line,
+            now,
+            status=MatchStatus.CONFIRMED,
+            method=MatchMethod.IDENTIFIER,
+            explanation=f"Payout {payout_reference(payout)} to {payout.center.name}.",
+            payout=payout,
+        )
+        _resolve_line_exceptions(
+            line, resolution=ExceptionResolution.MATCHED, note="Payout paid.", actor_label=AUTO, now=now
+        )
+        _set_status(line, BankLineStatus.MATCHED)
+        return "matched"
+    if payout is not None:
+        detail = _("%(amount)s paid out on %(date)s names payout %(reference)s, which is %(expected)s.") % {
+            "amount": _money(-line.amount, line.currency),
+            "date": line.booked_on.isoformat(),
+            "reference": payout_reference(payout),
+            "expected": _money(payout.amount, payout.currency),
+        }
+    else:
+        detail = _("%(amount)s paid out to %(payee)s on %(date)s (“%(remittance)s”) matches no payout.") % {
             "amount": _money(-line.amount, line.currency),
             "payee": line.counterparty or _("an unknown payee"),
             "date": line.booked_on.isoformat(),
             "remittance": line.remittance[:80],
-        },
-    )
+        }
+    _open_unmatched(line, now, detail)
     return "unmatched"
 
 

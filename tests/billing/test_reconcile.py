@@ -25,6 +25,8 @@ from billing.models import (
     MatchStatus,
     Payment,
     PaymentAllocation,
+    Payout,
+    PayoutStatus,
     ReconciliationException,
     ReconciliationMatch,
     StripePayout,
@@ -32,6 +34,7 @@ from billing.models import (
 )
 from billing.services.invoices import CreditRequest, credit_note_issue
 from billing.services.payments import credit_balance, invoice_outstanding, lock_refusal, period_lock
+from billing.services.payouts import payout_reference, payouts_create
 from billing.services.reconcile import (
     auto_match_run,
     exception_credit_note,
@@ -564,3 +567,32 @@ def test_only_operator_finance_may_act():
         auto_match_run(actor=outsider, now=LATER)
     exception.refresh_from_db()
     assert exception.status == ExceptionStatus.OPEN
+
+
+def test_an_outgoing_line_naming_a_payout_marks_it_paid_and_a_wrong_amount_is_an_exception():
+    october_invoices(("Blue Heron Robotics", 10), ("Eastlake University", 7))
+    clerk = finance_clerk()
+    [payout] = payouts_create(period="2026-10", now=UPLOADED_AT, actor=clerk).created
+    reference = payout_reference(payout)
+
+    upload(
+        clerk,
+        ("2026-11-24", f"-{payout.amount:.2f}", "Lakeside AI Computing Center", f"Payout {reference}", "CMB-9001"),
+        ("2026-11-24", "-1.00", "Lakeside AI Computing Center", f"Payout {reference} again", "CMB-9002"),
+    )
+
+    payout.refresh_from_db()
+    assert (payout.status, payout.bank_reference, payout.paid_by, payout.period.label) == (
+        PayoutStatus.PAID,
+        "CMB-9001",
+        "auto-match",
+        "2026-11",
+    )
+    match = ReconciliationMatch.objects.get(payout=payout)
+    assert (match.status, match.bank_line_id) == (MatchStatus.CONFIRMED, line(1).pk)
+    exception = open_exception(ExceptionKind.UNMATCHED_BANK_LINE, 2)
+    assert exception.detail == (
+        f"1.00 CNY paid out on 2026-11-24 names payout {reference}, which is {payout.amount:.2f} CNY."
+    )
+    assert Payout.objects.filter(status=PayoutStatus.PAID).count() == 1
+    assert trial_balance() == {"CNY": D("0")}
