@@ -49,12 +49,14 @@ from billing.selectors.reconcile import (
     period_reconciliation,
     proposed_matches,
     reconcile_periods,
+    small_remainders,
     statement_get,
     statement_lines,
     statement_list,
 )
+from billing.selectors.settlement import invoice_get
 from billing.services.bank_statements import problems_error, statement_upload
-from billing.services.payments import period_lock
+from billing.services.payments import invoice_outstanding, period_lock, write_off_create
 from billing.services.reconcile import (
     auto_match_run,
     exception_credit_note,
@@ -67,6 +69,7 @@ from billing.services.reconcile import (
     match_reject,
 )
 from billing.views_finance import Submission, can_act, finance_write_required, operator_required
+from marketplace.money import format_money
 from marketplace.views_support import vary_on_htmx, wants_partial
 
 EXCEPTIONS_PAGE_SIZE = 50
@@ -103,6 +106,7 @@ def _workbench_context(request: HttpRequest, period_label: str | None) -> dict[s
         "periods": reconcile_periods(actor, now=now),
         "statements": statement_list(actor),
         "proposals": proposed_matches(actor),
+        "remainders": small_remainders(actor),
         "open_exceptions": exception_list(actor).count(),
         "can_act": can_act(actor),
         "sample": sample_available(),
@@ -157,6 +161,39 @@ def lock(request: HttpRequest, period: str) -> HttpResponse:
         % {"period": locked.label},
     )
     return redirect(target)
+
+
+@require_POST
+@operator_required
+@scoped_object(invoice_get, kwarg="invoice_id", to="invoice")
+@finance_write_required
+def remainder_write_off(request: HttpRequest, invoice) -> HttpResponse:
+    """Write off what an invoice still owes when it is within the tolerance (a payer's bank charges)."""
+    submission = Submission(request, "remainder", invoice.pk)
+    if not submission.claim():
+        return _already_submitted(request, reverse("billing:reconcile"))
+    try:
+        write_off = write_off_create(
+            actor=request.actor,
+            amount=invoice_outstanding(invoice),
+            reason=request.POST.get("reason", "")[:500],
+            now=timezone.now(),
+            invoice=invoice,
+        )
+    except DomainError as exc:
+        submission.release()
+        messages.error(request, exc.detail)
+        return redirect("billing:reconcile")
+    messages.success(
+        request,
+        _("%(amount)s %(currency)s of invoice %(number)s written off: it is paid.")
+        % {
+            "amount": format_money(write_off.amount, write_off.currency),
+            "currency": write_off.currency,
+            "number": invoice.number,
+        },
+    )
+    return redirect("billing:reconcile")
 
 
 # --- upload and mapping ---------------------------------------------------------------------------------------------
@@ -597,6 +634,11 @@ urlpatterns = [
     path("billing/finance/reconciliation/", workbench, name="reconcile"),
     path("billing/finance/reconciliation/run/", run_auto_match, name="reconcile_run"),
     path("billing/finance/reconciliation/lock/<str:period>/", lock, name="reconcile_lock"),
+    path(
+        "billing/finance/reconciliation/remainders/<str:invoice_id>/write-off/",
+        remainder_write_off,
+        name="reconcile_remainder_write_off",
+    ),
     path("billing/finance/reconciliation/upload/", upload, name="reconcile_upload"),
     path("billing/finance/reconciliation/upload/mapping/", upload_mapping, name="reconcile_upload_mapping"),
     path("billing/finance/reconciliation/sample/", import_sample, name="reconcile_sample"),

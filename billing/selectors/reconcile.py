@@ -225,3 +225,23 @@ def consumer_choices(actor: Actor) -> list[Organization]:
             kind__in=[OrganizationKind.OPERATOR, OrganizationKind.CENTER, OrganizationKind.SPONSOR]
         ).order_by("name")
     )
+
+
+def small_remainders(actor: Actor, limit: int = 50) -> list[Candidate]:
+    """Finalized invoices paid all but a small remainder (within the tolerance: bank charges, rounding by the
+    payer), which finance may write off. Such a payment raises no exception, so the workbench lists them."""
+    _operator(actor)
+    found = []
+    invoices = (
+        Invoice.objects.filter(status=InvoiceStatus.FINALIZED, allocations__isnull=False)
+        .distinct()
+        .select_related("consumer")
+        .order_by("due_at", "number")
+    )
+    for invoice in invoices[:500]:
+        outstanding = invoice_outstanding(invoice)
+        if 0 < outstanding <= amount_tolerance(invoice.currency):
+            found.append(Candidate(invoice, outstanding, True))
+            if len(found) >= limit:
+                break
+    return found

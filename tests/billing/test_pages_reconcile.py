@@ -293,3 +293,45 @@ def test_operator_members_without_a_finance_role_read_but_cannot_act(clerk, oper
     assert viewer.post(f"{WORKBENCH}run/").status_code == 403
     assert row(exception)["status"] == ExceptionStatus.OPEN
     assert viewer.get(f"{WORKBENCH}exceptions/999999/").status_code == 404
+
+
+def test_a_small_remainder_is_listed_and_written_off_with_a_reason(clerk, invoices):
+    heron = invoices["Blue Heron Robotics"]
+    send(clerk, statement_csv(("2026-11-20", "999.40", "Blue Heron Robotics", heron.number)))
+
+    listed = clerk.get(WORKBENCH)
+    assert f'data-remainder="{heron.number}"' in listed.content.decode()
+    assert f"{heron.number} Blue Heron Robotics 0.60 CNY" in text_of(listed)
+
+    refused = clerk.post(f"{WORKBENCH}remainders/{heron.pk}/write-off/", {"reason": "", "submission": "w0"})
+    assert "Say why the difference is written off." in text_of(clerk.get(refused["Location"]))
+    done = clerk.post(
+        f"{WORKBENCH}remainders/{heron.pk}/write-off/", {"reason": "Payer's bank charge", "submission": "w1"}
+    )
+
+    assert f"0.60 CNY of invoice {heron.number} written off: it is paid." in text_of(clerk.get(done["Location"]))
+    heron.refresh_from_db()
+    assert heron.status == InvoiceStatus.PAID
+    assert AuditEvent.objects.get(action="payment.written_off").after["reason"] == "Payer's bank charge"
+
+
+def test_the_demo_offers_its_sample_statement_through_the_upload_path(clerk, invoices, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    assert "Import the sample statement" not in text_of(clerk.get(WORKBENCH))
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "sample-bank-statement.csv").write_bytes(november(invoices))
+
+    assert "Import the sample statement" in text_of(clerk.get(WORKBENCH))
+    imported = clerk.post(f"{WORKBENCH}sample/", {"submission": "s1"})
+
+    statement = BankStatement.objects.get()
+    assert imported["Location"] == f"{WORKBENCH}statements/{statement.pk}/"
+    assert (statement.filename, statement.line_count, statement.uploaded_by) == (
+        "sample-bank-statement.csv",
+        3,
+        "clerk@ops.test",
+    )
+    again = clerk.post(f"{WORKBENCH}sample/", {"submission": "s2"})
+    assert "This file was already uploaded as “sample-bank-statement.csv”" in text_of(clerk.get(again["Location"]))
+    settings.PRODUCTION = True
+    assert clerk.post(f"{WORKBENCH}sample/", {"submission": "s3"}).status_code == 404
