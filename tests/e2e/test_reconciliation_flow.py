@@ -1,5 +1,6 @@
 """A finance clerk reconciles in a real browser: imports a bank statement on the workbench, opens the exception of a
-transfer auto-match could not place, matches it to the invoice it pays, and sees it resolved — the invoice paid.
+transfer auto-match could not place, matches it to the invoice it pays, and sees it resolved — the invoice paid. And
+a large statement, imported by a real Celery worker, whose page follows the import's progress over the WebSocket.
 
 Last month is built around the real clock as in test_finance_flow: Blue Heron Robotics' invoice of 200.00 CNY,
 finalized now. The statement has two lines: Blue Heron's parent company paid 200.00 ten days ago with no invoice
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -31,6 +33,7 @@ from billing.services.periods import period_close
 from tests.billing.bank import statement_csv
 from tests.e2e.test_finance_flow import last_month_usage, log_in, off_the_event_loop
 from tests.factories import OrganizationFactory, member_of
+from tests.worker import celery_worker
 
 
 def closed_and_finalized(last_month: datetime) -> Invoice:
@@ -107,3 +110,60 @@ def test_a_clerk_imports_a_statement_and_matches_an_exception_by_hand(page, live
     payment = Payment.objects.get()
     assert (payment.invoice_id, payment.amount, payment.recorded_by) == (invoice.pk, 200, "clerk@ops.test")
     assert BankStatementLine.objects.get(line_number=2).status == BankLineStatus.MATCHED
+
+
+@pytest.fixture
+def import_queue(transactional_db):
+    """A real Celery worker for the bank statement import, on a queue of its own: the import task is routed there
+    (as a deployment would route it with `task_routes`) before the live server starts, so the server queues it
+    through Redis and the worker's progress events reach the browser over the WebSocket."""
+    from marketplace.celery import app
+
+    previous = app.conf.task_routes
+    with celery_worker() as queue:
+        app.conf.task_routes = {"billing.bank_statement_import": {"queue": queue}}
+        app.amqp.flush_routes()
+        app.amqp.__dict__.pop("router", None)  # the router keeps the routes it was built with
+        try:
+            yield queue
+        finally:
+            app.conf.task_routes = previous
+            app.amqp.flush_routes()
+            app.amqp.__dict__.pop("router", None)
+
+
+@pytest.mark.redis
+@pytest.mark.worker
+def test_a_large_statement_is_imported_by_the_worker_while_its_page_shows_the_progress_live(
+    import_queue, page, live_server_url, tmp_path
+):
+    operator = OrganizationFactory(kind=OrganizationKind.OPERATOR, name="Network Operations")
+    member_of(operator, Role.FINANCE, email="clerk@ops.test")
+    count = 1200
+    today = datetime.now(UTC).date().isoformat()
+    statement = tmp_path / "year.csv"
+    statement.write_bytes(
+        statement_csv(*[(today, f"-{n % 90 + 1}.00", "China Merchants Bank", f"Fee {n}") for n in range(count)])
+    )
+
+    log_in(page, "clerk@ops.test")
+    page.goto("/billing/finance/reconciliation/upload/")
+    page.set_input_files("#id_file", str(statement))
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url(re.compile(r"/billing/finance/reconciliation/statements/[0-9a-f-]+/$"))
+    expect(page.locator("#messages")).to_contain_text(
+        f"year.csv: {count} lines are being imported; this page follows the progress."
+    )
+    expect(page.locator("html")).to_have_attribute("data-live", "connected")
+    page.evaluate("window.notReloaded = true")
+
+    # The bar follows the worker: it is matching, part of the way.
+    expect(page.locator("#import-progress [data-testid='progress-label']")).to_contain_text(
+        re.compile(rf"Matching \d+ / {count}"), timeout=60_000
+    )
+    # When the import is done the page's lines arrive without a reload.
+    expect(page.locator('[data-testid="statement-status"]')).to_have_text("Imported", timeout=120_000)
+    expect(page.locator("#statement-lines tbody tr")).to_have_count(count)
+    assert page.evaluate("window.notReloaded") is True
+    assert BankStatementLine.objects.filter(status=BankLineStatus.UNMATCHED).count() == count
+    assert ReconciliationException.objects.filter(kind=ExceptionKind.UNMATCHED_BANK_LINE).count() == count
