@@ -324,3 +324,30 @@ def test_an_event_whose_handling_fails_is_retried_with_its_error_then_left_faile
     assert (event.status, event.attempts) == (StripeEventStatus.FAILED, 3)
     assert event.last_error.startswith("StripeRequestFailed: Stripe refused the request")
     assert Refund.objects.count() == 0
+
+
+@pytest.mark.redis
+@pytest.mark.worker
+def test_the_webhook_answers_at_once_and_a_real_worker_handles_the_event(localstripe, client):
+    from marketplace.celery import app
+    from tests.worker import celery_worker
+
+    invoice, _center, _consumer = october_invoice()
+    card = invoice_payment_intent(invoice=invoice, now=timezone.now())
+    intent = localstripe.client.v1.payment_intents.retrieve(card.payment_intent_id).to_dict()
+    body = event_body("evt_via_worker", "payment_intent.succeeded", {**intent, "status": "succeeded"})
+
+    with celery_worker() as queue:
+        previous, app.conf.task_default_queue = app.conf.task_default_queue, queue
+        try:
+            response = post_event(client, body, sign(body))
+            stored_status = StripeEvent.objects.get().status
+            handled = wait_for(lambda: StripeEvent.objects.get().status == StripeEventStatus.PROCESSED)
+        finally:
+            app.conf.task_default_queue = previous
+
+    assert (response.status_code, response.json()) == (200, {"received": True, "duplicate": False})
+    assert stored_status in (StripeEventStatus.RECEIVED, StripeEventStatus.PROCESSED)
+    assert handled
+    invoice.refresh_from_db()
+    assert (invoice.status, Payment.objects.get().status) == (InvoiceStatus.PAID, PaymentStatus.SUCCEEDED)
