@@ -1100,6 +1100,11 @@ def exception_keep_credit(
     with transaction.atomic():
         exception = _locked_exception(exception_id)
         payment = exception.payment
+        if payment is not None and payment_unapplied(payment) <= 0:
+            raise Conflict(
+                _("Nothing of this payment is left as credit: the invoice is underpaid, not overpaid."),
+                code="nothing_to_keep",
+            )
         if payment is None:
             line = _incoming_line(exception)
             consumer = (

@@ -431,6 +431,9 @@ def test_writing_off_a_small_underpayment_of_a_proposed_line_after_matching():
     upload(clerk, ("2026-11-20", "700.00", "Blue Heron Robotics", invoice.number))
     mismatch = ReconciliationException.objects.get(kind=ExceptionKind.AMOUNT_MISMATCH)
     assert mismatch.detail.endswith("300.00 still open.")
+    with pytest.raises(Conflict) as nothing_to_keep:
+        exception_keep_credit(actor=clerk, exception_id=mismatch.pk, reason="?", now=LATER)
+    assert nothing_to_keep.value.code == "nothing_to_keep"
     credit_note_issue(
         actor=clerk,
         invoice_id=invoice.pk,
