@@ -136,7 +136,8 @@ def invoice_detail(request: HttpRequest, invoice: Invoice) -> HttpResponse:
         # Paying it: what is paid and still owed, the payments and refunds, bank details, the card form.
         "pay": invoice_payments(invoice),
         "card": {
-            "enabled": stripe_enabled(),
+            # The browser needs the publishable key too: without it the page offers bank transfer only.
+            "enabled": stripe_enabled() and bool(settings.STRIPE_PUBLISHABLE_KEY),
             "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
             "js_url": settings.STRIPE_JS_URL,
             "allowed": request.actor.allows(Scope.BILLING, read_only=False),

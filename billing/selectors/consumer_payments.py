@@ -12,7 +12,15 @@ from django.utils.translation import gettext as _
 from accounts.actor import Actor
 from accounts.errors import InvalidInput
 from accounts.selectors import as_uuid
-from billing.models import Invoice, InvoiceStatus, Payment, PaymentAllocation, PaymentStatus, Refund
+from billing.models import (
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentAllocation,
+    PaymentMethod,
+    PaymentStatus,
+    Refund,
+)
 from billing.selectors.settlement import is_operator
 from billing.services.payments import credit_balance, invoice_outstanding, invoice_paid_amount
 
@@ -63,7 +71,13 @@ def invoice_payments(invoice: Invoice) -> InvoicePayments:
         PaymentAllocation.objects.filter(invoice=invoice).select_related("payment").order_by("created_at", "id")
     )
     payment_ids = {allocation.payment_id for allocation in allocations}
-    payments = list(Payment.objects.filter(Q(invoice=invoice) | Q(pk__in=payment_ids)).order_by("-created_at"))
+    # A card payment started on the page but not completed (or replaced by a newer one) is no payment yet to the
+    # consumer: the history shows what was received or failed.
+    payments = list(
+        Payment.objects.filter(Q(invoice=invoice) | Q(pk__in=payment_ids))
+        .exclude(method=PaymentMethod.STRIPE, status__in=(PaymentStatus.PENDING, PaymentStatus.CANCELED))
+        .order_by("-created_at")
+    )
     refunds = list(
         Refund.objects.filter(payment__in=[p.pk for p in payments]).select_related("payment").order_by("created_at")
     )
