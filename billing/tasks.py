@@ -236,3 +236,11 @@ def dunning_email(notice_id: int) -> None:
     from billing.services.dunning import dunning_email_send
 
     dunning_email_send(notice_id=notice_id)
+
+
+@shared_task(name="billing.stripe_events_redeliver", ignore_result=True, soft_time_limit=120, time_limit=150)
+def stripe_events_redeliver_task() -> int:
+    """Queue again webhook events whose task was lost or whose handling failed and may still be retried (beat)."""
+    from billing.services.stripe_events import stripe_events_redeliver
+
+    return stripe_events_redeliver(now=timezone.now())

@@ -19,12 +19,13 @@ half-way, two workers) changes nothing the second time.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
 from accounts.errors import Conflict
@@ -115,6 +116,30 @@ def stripe_event_handle(*, stripe_event_id: int, now: datetime) -> StripeEvent |
         raise
     _finish(event, StripeEventStatus.PROCESSED, now)
     return event
+
+
+def stripe_events_redeliver(*, now: datetime, older_than: timedelta = timedelta(minutes=5), limit: int = 500) -> int:
+    """Queue again the events whose task was lost (still `received` a while after arriving: the broker was down,
+    a worker died) and the failed ones not yet out of attempts (the beat task). Handling is idempotent, so an
+    event queued twice changes nothing the second time."""
+    from billing.tasks import stripe_event_process
+
+    cutoff = now - older_than
+    waiting = list(
+        StripeEvent.objects.filter(
+            Q(status=StripeEventStatus.RECEIVED, received_at__lt=cutoff)
+            | Q(
+                status=StripeEventStatus.FAILED,
+                attempts__lt=settings.STRIPE_EVENT_MAX_ATTEMPTS,
+                processed_at__lt=cutoff,
+            )
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for stripe_event_id in waiting:
+        stripe_event_process.delay(stripe_event_id)
+    return len(waiting)
 
 
 def _finish(event: StripeEvent, status: str, now: datetime, error: str = "") -> None:

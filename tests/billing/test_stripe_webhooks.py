@@ -351,3 +351,32 @@ def test_the_webhook_answers_at_once_and_a_real_worker_handles_the_event(localst
     assert handled
     invoice.refresh_from_db()
     assert (invoice.status, Payment.objects.get().status) == (InvoiceStatus.PAID, PaymentStatus.SUCCEEDED)
+
+
+def test_an_event_whose_task_was_lost_is_handled_by_the_redelivery_sweep(localstripe):
+    from datetime import timedelta
+
+    from billing.tasks import stripe_events_redeliver_task
+
+    invoice, _center, _consumer = october_invoice()
+    card = invoice_payment_intent(invoice=invoice, now=timezone.now())
+    intent = localstripe.client.v1.payment_intents.retrieve(card.payment_intent_id).to_dict()
+    now = timezone.now()
+    # Stored, but the broker lost its task: still `received` ten minutes later. Another just arrived.
+    StripeEvent.objects.create(
+        event_id="evt_lost",
+        type="payment_intent.succeeded",
+        payload=json.loads(event_body("evt_lost", "payment_intent.succeeded", {**intent, "status": "succeeded"})),
+        received_at=now - timedelta(minutes=10),
+    )
+    StripeEvent.objects.create(
+        event_id="evt_just_now", type="customer.created", payload={"id": "evt_just_now"}, received_at=now
+    )
+
+    assert stripe_events_redeliver_task() == 1
+
+    invoice.refresh_from_db()
+    statuses = dict(StripeEvent.objects.values_list("event_id", "status"))
+    assert statuses == {"evt_lost": StripeEventStatus.PROCESSED, "evt_just_now": StripeEventStatus.RECEIVED}
+    assert invoice.status == InvoiceStatus.PAID
+    assert stripe_events_redeliver_task() == 0
