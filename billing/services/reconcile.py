@@ -36,7 +36,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from accounts.actor import Actor
-from accounts.errors import Conflict, InvalidInput, NotFound
+from accounts.errors import Conflict, DomainError, InvalidInput, NotFound
 from accounts.models import Organization, OrganizationKind
 from accounts.services import audit_record
 from billing.models import (
@@ -609,25 +609,47 @@ def _match_outgoing(line: BankStatementLine, now: datetime) -> str:
     return "unmatched"
 
 
+def _auto_match(line: BankStatementLine, now: datetime) -> str:
+    if line.amount < 0:
+        return _match_outgoing(line, now)
+    invoices = _invoices_named(line)
+    if invoices:
+        return _match_by_invoice_numbers(line, invoices, now)
+    claim = _claim_named(line)
+    if claim is not None:
+        outcome = _match_claim(line, claim, now)
+        if outcome:
+            return outcome
+    if STRIPE_PAYER.search(line.counterparty or ""):
+        return _match_stripe(line, now)
+    return _match_by_amount(line, now)
+
+
 def bank_line_auto_match(*, line_id: int, now: datetime) -> str:
-    """Match one line if it is still unmatched: "matched", "proposed", "unmatched" or "skipped" (already done)."""
-    with transaction.atomic():
-        line = BankStatementLine.objects.select_for_update().filter(pk=line_id).first()
-        if line is None or line.status != BankLineStatus.UNMATCHED:
-            return "skipped"
-        if line.amount < 0:
-            return _match_outgoing(line, now)
-        invoices = _invoices_named(line)
-        if invoices:
-            return _match_by_invoice_numbers(line, invoices, now)
-        claim = _claim_named(line)
-        if claim is not None:
-            outcome = _match_claim(line, claim, now)
-            if outcome:
-                return outcome
-        if STRIPE_PAYER.search(line.counterparty or ""):
-            return _match_stripe(line, now)
-        return _match_by_amount(line, now)
+    """Match one line if it is still unmatched: "matched", "proposed", "unmatched" or "skipped" (already done).
+    A match a service refuses (a payout paid "in the future" by a line's date, …) leaves the line to finance with
+    the refusal as the exception's detail: one odd line never stops the rest of a statement."""
+    try:
+        with transaction.atomic():
+            line = BankStatementLine.objects.select_for_update().filter(pk=line_id).first()
+            if line is None or line.status != BankLineStatus.UNMATCHED:
+                return "skipped"
+            return _auto_match(line, now)
+    except DomainError as error:
+        logger.warning("reconciliation.auto_match_refused", extra={"line": line_id, "code": error.code})
+        with transaction.atomic():
+            line = BankStatementLine.objects.select_for_update().get(pk=line_id)
+            _open_unmatched(
+                line,
+                now,
+                _("%(amount)s on %(date)s could not be matched automatically: %(reason)s")
+                % {
+                    "amount": _money(line.amount, line.currency),
+                    "date": line.booked_on.isoformat(),
+                    "reason": error.detail,
+                },
+            )
+        return "unmatched"
 
 
 def lines_auto_match(
@@ -689,13 +711,6 @@ def _locked_exception(exception_id: Any) -> ReconciliationException:
 
 def _locked_line(line_id: Any) -> BankStatementLine:
     return BankStatementLine.objects.select_for_update().get(pk=line_id)
-
-
-def _invoice(invoice_id: Any) -> Invoice:
-    invoice = Invoice.objects.filter(pk=invoice_id).select_related("consumer").first() if invoice_id else None
-    if invoice is None:
-        raise InvalidInput(_("Choose an invoice."), errors={"invoice": [_("No such invoice.")]})
-    return invoice
 
 
 def _invoice_by_number(number: str) -> Invoice:

@@ -599,3 +599,26 @@ def test_an_outgoing_line_naming_a_payout_marks_it_paid_and_a_wrong_amount_is_an
     )
     assert Payout.objects.filter(status=PayoutStatus.PAID).count() == 1
     assert trial_balance() == {"CNY": D("0")}
+
+
+def test_a_match_a_service_refuses_leaves_that_line_to_finance_and_the_rest_is_matched():
+    invoices = october_invoices(("Blue Heron Robotics", 10))
+    clerk = finance_clerk()
+    [payout] = payouts_create(period="2026-10", now=UPLOADED_AT, actor=clerk).created
+    heron = invoices["Blue Heron Robotics"]
+
+    result = upload(
+        clerk,
+        ("2026-12-30", f"-{payout.amount:.2f}", "Lakeside", payout_reference(payout)),  # dated after "now"
+        ("2026-11-20", "1000.00", "Blue Heron Robotics", heron.number),
+    )
+
+    assert result.summary.as_dict() == {"matched": 1, "proposed": 0, "unmatched": 1, "skipped": 0}
+    exception = open_exception(ExceptionKind.UNMATCHED_BANK_LINE, 1)
+    assert exception.detail == (
+        f"-{payout.amount:.2f} CNY on 2026-12-30 could not be matched automatically: "
+        "A payout cannot be paid in the future."
+    )
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.PENDING
+    assert not ReconciliationMatch.objects.filter(payout=payout).exists()
