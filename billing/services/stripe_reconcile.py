@@ -247,6 +247,8 @@ def stripe_payout_store(*, data: dict[str, Any], now: datetime) -> StripePayout:
             "failure_message": str(data.get("failure_message") or "")[:500],
             "updated_at": now,
         }
+        if payout is not None and payout.status == PAYOUT_FAILED:
+            values["failure_message"] = values["failure_message"] or payout.failure_message
         if payout is None:
             return StripePayout.objects.create(id=data["id"], **values)
         for name, value in values.items():

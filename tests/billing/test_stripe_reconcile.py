@@ -494,7 +494,8 @@ def test_a_failed_payout_opens_an_exception_and_a_payout_failing_after_it_was_pa
         stripe_payout_settle(payout_id="po_4", now=LATER)
     # A late "paid" event does not bring it back.
     stripe_payout_store(data=paid, now=LATER)
-    assert StripePayout.objects.get(pk="po_4").status == "failed"
+    late = StripePayout.objects.get(pk="po_4")
+    assert (late.status, late.failure_message) == ("failed", "Account closed.")
     assert balance(None, AccountRole.CASH) == D("0")
     assert balance(None, AccountRole.STRIPE_BALANCE) == D("0")
     assert sorted(JournalEntry.objects.filter(kind="stripe_payout").values_list("key", flat=True)) == [
