@@ -122,6 +122,19 @@ def _store_lines(statement: BankStatement, parsed: ParsedFile, progress: Callabl
             progress(min(start + CHUNK, total), total)
 
 
+def _enqueue(statement_id: str, encoded: str) -> None:
+    """Queue the import task; if the broker cannot take it, the statement is marked failed at once (it holds no
+    lines), so the same file can simply be uploaded again instead of waiting forever as "importing"."""
+    from billing.tasks import bank_statement_import
+
+    try:
+        bank_statement_import.delay(statement_id, encoded)
+    except Exception:
+        logger.exception("bank_statement.enqueue_failed", extra={"statement": statement_id})
+        BankStatement.objects.filter(pk=statement_id, status=ImportStatus.RUNNING).update(status=ImportStatus.FAILED)
+        progress_send(statement_id, "failed", 0, 0)
+
+
 def statement_upload(
     *,
     actor: Actor,
@@ -171,10 +184,8 @@ def statement_upload(
                 now=now,
             )
             if queued:
-                from billing.tasks import bank_statement_import
-
                 encoded, statement_id = base64.b64encode(content).decode("ascii"), str(statement.pk)
-                transaction.on_commit(lambda: bank_statement_import.delay(statement_id, encoded))
+                transaction.on_commit(lambda: _enqueue(statement_id, encoded))
     except IntegrityError:
         # The same file uploaded twice at the same moment: the other upload won the unique hash.
         raise _duplicate(BankStatement.objects.get(content_hash=digest)) from None
