@@ -549,10 +549,13 @@ def test_open_exceptions_block_the_lock_and_after_locking_a_line_dated_into_the_
     assert (payment.received_at.date().isoformat(), payment.period.label) == ("2026-10-30", "2026-11")
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID
-    # PostgreSQL refuses a direct write into the locked month.
+    # PostgreSQL refuses a direct write into the locked month: a journal entry, or an allocation dated into it.
     with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
-        ReconciliationException.objects.filter(pk=exception.pk).update(period=period(OCT))  # allowed: not books
         JournalEntry.objects.create(key="sneaky", kind="x", memo="x", period=period(OCT), posted_at=LATER)
+    with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
+        PaymentAllocation.objects.create(
+            payment=payment, invoice=invoice, amount=D("-1.00"), period=period(OCT), created_at=LATER
+        )
     assert period(NOV).locked_at is None
     assert trial_balance() == {"CNY": D("0")}
 
