@@ -510,3 +510,31 @@ def test_after_a_bank_transfer_the_card_form_pays_only_the_remainder_and_the_old
     assert old.status == PaymentStatus.CANCELED
     assert localstripe.client.v1.payment_intents.retrieve(before["payment_intent"]).status == "canceled"
     assert localstripe.client.v1.payment_intents.retrieve(after["payment_intent"]).amount == 60000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_racing_for_the_customer_both_get_the_one_stored(localstripe):
+    import threading
+
+    from django.db import connection
+
+    _invoice, _center, consumer = october_invoice()
+    barrier = threading.Barrier(2)
+    got: list[str] = []
+
+    def ensure() -> None:
+        try:
+            barrier.wait(timeout=10)
+            got.append(customer_ensure(consumer=consumer))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ensure) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    stored = PaymentProfile.objects.get(organization=consumer).stripe_customer_id
+    assert got == [stored, stored]
+    assert PaymentProfile.objects.filter(organization=consumer).count() == 1
