@@ -148,7 +148,9 @@ def invoice_detail(request: HttpRequest, invoice: Invoice) -> HttpResponse:
             "account": settings.PLATFORM_BANK_ACCOUNT,
         },
     }
-    return render(request, "billing/invoices/detail.html", context)
+    # The payment section reloads itself (htmx) when a payment arrives or the invoice is paid or credited.
+    template = "billing/invoices/_payment.html" if wants_partial(request) else "billing/invoices/detail.html"
+    return vary_on_htmx(render(request, template, context))
 
 
 @consumer_required

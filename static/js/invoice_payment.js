@@ -1,26 +1,30 @@
 // Paying an invoice by card on its page with Stripe's Payment Element. The server creates (once) the
 // PaymentIntent for what is still owed; the browser confirms it with Stripe; Stripe's webhook, not this script,
-// tells the platform that the invoice is paid.
+// tells the platform that the invoice is paid. Handlers are delegated from the document because the payment
+// section reloads itself (htmx, live.js) when a payment arrives.
 (function () {
   "use strict";
-  const box = document.getElementById("card-payment");
-  const start = document.getElementById("card-pay-start");
-  if (!box || !start || typeof Stripe === "undefined") {
+  if (typeof Stripe === "undefined") {
     return;
   }
-  const form = document.getElementById("card-form");
-  const submit = document.getElementById("card-submit");
-  const errors = document.getElementById("card-errors");
   let stripe = null;
   let elements = null;
 
-  function showError(message) {
-    errors.textContent = message || "";
-    errors.hidden = !message;
+  function part(id) {
+    return document.getElementById(id);
   }
 
-  start.addEventListener("click", async function () {
-    start.disabled = true;
+  function showError(message) {
+    const errors = part("card-errors");
+    if (errors) {
+      errors.textContent = message || "";
+      errors.hidden = !message;
+    }
+  }
+
+  async function start(button) {
+    const box = part("card-payment");
+    button.disabled = true;
     showError("");
     let body = {};
     let ok = false;
@@ -37,18 +41,19 @@
     }
     if (!ok || !body.client_secret) {
       showError(body.detail || box.dataset.genericError);
-      start.disabled = false;
+      button.disabled = false;
       return;
     }
-    stripe = Stripe(box.dataset.publishableKey);
+    stripe = stripe || Stripe(box.dataset.publishableKey);
     elements = stripe.elements({ clientSecret: body.client_secret });
     elements.create("payment").mount("#payment-element");
-    start.hidden = true;
-    form.hidden = false;
-  });
+    button.hidden = true;
+    part("card-form").hidden = false;
+  }
 
-  form.addEventListener("submit", async function (event) {
-    event.preventDefault();
+  async function confirm(form) {
+    const box = part("card-payment");
+    const submit = part("card-submit");
     submit.disabled = true;
     showError("");
     const result = await stripe.confirmPayment({
@@ -59,6 +64,21 @@
     if (result && result.error) {
       showError(result.error.message || box.dataset.genericError);
       submit.disabled = false;
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("#card-pay-start");
+    if (button) {
+      start(button);
+    }
+  });
+  document.addEventListener("submit", function (event) {
+    if (event.target.id === "card-form") {
+      event.preventDefault();
+      if (elements) {
+        confirm(event.target);
+      }
     }
   });
 })();

@@ -538,3 +538,28 @@ def test_two_requests_racing_for_the_customer_both_get_the_one_stored(localstrip
     stored = PaymentProfile.objects.get(organization=consumer).stripe_customer_id
     assert got == [stored, stored]
     assert PaymentProfile.objects.filter(organization=consumer).count() == 1
+
+
+def test_the_payment_section_reloads_alone_when_a_payment_arrives(localstripe):
+    invoice, _center, consumer = october_invoice()
+    finance = browser_as(member_of(consumer, Role.FINANCE), consumer)
+    page = finance.get(f"/billing/invoices/{invoice.pk}/").content.decode()
+    payment_record(
+        consumer=consumer,
+        method=PaymentMethod.BANK_TRANSFER,
+        currency="CNY",
+        amount=Decimal("1000.00"),
+        key="bank:full",
+        received_at=CREDITED_AT,
+        now=CREDITED_AT,
+        invoice=invoice,
+    )
+
+    # What live.js asks for (through htmx) when the consumer's `payment.received` or `invoice.paid` event arrives.
+    section = finance.get(f"/billing/invoices/{invoice.pk}/", HTTP_HX_REQUEST="true")
+
+    assert 'data-live-reload="payment.received invoice.paid credit_note.issued"' in page
+    assert section.content.decode().lstrip().startswith('<section class="mt-4" id="invoice-payment"')
+    assert "Paid 1000.00 CNY Remainder to pay 0.00 CNY" in text_of(section)
+    assert "How to pay by bank transfer" not in text_of(section)
+    assert "HX-Request" in section["Vary"]

@@ -46,8 +46,11 @@ def test_a_consumer_pays_an_invoice_by_card_and_sees_it_paid(localstripe, page, 
     )
 
     assert localstripe.pay_in_browser(payment.stripe_payment_intent).status == "succeeded"
+
+    # Stripe's webhook reaches the live server, which books the payment.
     assert wait_for(lambda: Payment.objects.get().status == PaymentStatus.SUCCEEDED, timeout=20)
 
+    # Back from Stripe's redirect, the page says paid, with the payment in its history.
     page.goto(
         f"/billing/invoices/{invoice.pk}/?payment_intent={payment.stripe_payment_intent}&redirect_status=succeeded"
     )
