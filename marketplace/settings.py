@@ -139,7 +139,15 @@ if PRODUCTION and not REDIS_URL:
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    # channels_redis waits up to 5 s per blocking read for new messages, and redis-py 8 gives up reading a socket
+    # after 5 s by default: an idle WebSocket's receive loop would die and lose the events sent meanwhile. A read
+    # timeout well above the blocking wait keeps idle sockets alive and still notices a Redis that hangs.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+        }
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # No broker: tasks run in-process. Callers still queue them with transaction.on_commit, so they run after
@@ -165,6 +173,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "billing-grants-expire": {"task": "billing.grants_expire", "schedule": 3600.0},
     # Payment reminders: hourly, so a reminder goes out within the hour its stage is reached; each is sent once.
     "billing-dunning": {"task": "billing.dunning_run", "schedule": 3600.0},
+    # Webhook events whose task was lost (a worker killed, a broker restart) are queued again; Stripe's balance
+    # history is imported hourly so that fees and payouts are booked without anyone pressing Import (both do
+    # nothing while Stripe is not configured).
+    "billing-stripe-events-redeliver": {"task": "billing.stripe_events_redeliver", "schedule": 300.0},
+    "billing-stripe-import": {"task": "billing.stripe_import", "schedule": 3600.0},
 }
 BOOKING_APPROVAL_TTL_HOURS = env_int("BOOKING_APPROVAL_TTL_HOURS", 24)
 AGENT_STALE_AFTER_SECONDS = env_int("AGENT_STALE_AFTER_SECONDS", 180)
@@ -234,14 +247,14 @@ STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "") or ""
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "") or ""
 STRIPE_API_BASE = env_url("STRIPE_API_BASE", schemes=("http", "https"))
 STRIPE_ENABLED = bool(STRIPE_SECRET_KEY)
-PLATFORM_FEE_RATE = env_decimal("PLATFORM_FEE_RATE", "0.10", minimum="0", maximum="1")
-# Prices are tax-inclusive; invoices show the VAT they contain at the issuer's rate.
 # The browser half of card payments: the publishable key and where stripe.js is loaded from (tests point it at
 # localstripe's fake stripe.js, /js.stripe.com/v3/ on its server).
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", "") or ""
 STRIPE_JS_URL = env_url("STRIPE_JS_URL", schemes=("http", "https")) or "https://js.stripe.com/v3/"
 # A webhook event whose handling failed is retried this many times (with backoff) before it stays `failed`.
 STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 5)
+PLATFORM_FEE_RATE = env_decimal("PLATFORM_FEE_RATE", "0.10", minimum="0", maximum="1")
+# Prices are tax-inclusive; invoices show the VAT they contain at the issuer's rate.
 INVOICE_VAT_RATE = env_decimal("INVOICE_VAT_RATE", "0.06", minimum="0", maximum="1")
 # A closed period's invoices are drafts for this long (finance may finalize early or hold one), then finalized.
 INVOICE_REVIEW_HOURS = env_int("INVOICE_REVIEW_HOURS", 48)

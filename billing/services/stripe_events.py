@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -40,10 +39,10 @@ from billing.models import (
     Refund,
     StripeEvent,
     StripeEventStatus,
-    StripePayout,
 )
 from billing.services.payments import exception_open, payment_failed, payment_succeeded, refund_create
 from billing.services.stripe_payments import _refund_sent, intent_payment
+from billing.services.stripe_reconcile import stripe_payout_settle, stripe_payout_store
 from marketplace.money import format_money
 
 logger = logging.getLogger(__name__)
@@ -308,41 +307,10 @@ def _dashboard_refund(stripe_refund: dict[str, Any], now: datetime) -> Refund | 
 
 
 def _payout_seen(payout: dict[str, Any], event_type: str, now: datetime) -> None:
-    """Create or update the StripePayout. `failed` is final: a late `payout.paid` does not undo it."""
-    currency = str(payout.get("currency") or "").upper()
+    """Store the StripePayout and book what it did (paid: Stripe balance → bank; failed: an exception for finance),
+    once, whichever of the webhook and the balance import learns of it first. `failed` is final: a late
+    `payout.paid` does not undo it."""
     status = "failed" if event_type == "payout.failed" else "paid"
-    amount = gateway.from_minor(payout.get("amount") or 0, currency) if currency else Decimal(0)
     with transaction.atomic():
-        row, created = StripePayout.objects.select_for_update().get_or_create(
-            id=payout["id"],
-            defaults={
-                "amount": amount,
-                "currency": currency,
-                "status": status,
-                "arrival_date": _timestamp(payout.get("arrival_date")),
-                "failure_message": (payout.get("failure_message") or "")[:500],
-                "updated_at": now,
-            },
-        )
-        if not created and row.status != "failed":
-            row.status = status
-            row.amount, row.currency = amount, currency
-            row.arrival_date = _timestamp(payout.get("arrival_date")) or row.arrival_date
-            row.failure_message = (payout.get("failure_message") or "")[:500]
-            row.updated_at = now
-            row.save(update_fields=["status", "amount", "currency", "arrival_date", "failure_message", "updated_at"])
-        if status == "failed":
-            exception_open(
-                kind=ExceptionKind.PAYOUT_FAILED,
-                subject=f"stripe_payout:{row.id}",
-                detail=_("Stripe payout %(id)s of %(amount)s %(currency)s failed: %(why)s")
-                % {
-                    "id": row.id,
-                    "amount": format_money(amount, currency or "CNY"),
-                    "currency": currency,
-                    "why": payout.get("failure_message") or payout.get("failure_code") or _("no reason given"),
-                },
-                now=now,
-                currency=currency,
-                amount=amount,
-            )
+        row = stripe_payout_store(data={**payout, "status": status}, now=now)
+        stripe_payout_settle(payout_id=row.id, now=now)

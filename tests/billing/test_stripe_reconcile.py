@@ -569,3 +569,12 @@ def test_each_committed_page_is_announced_live_to_the_operator(account, operator
             "payouts": 1,
         },
     ]
+
+
+def test_the_hourly_import_does_nothing_on_a_deployment_without_stripe(settings):
+    from billing.models import StripeImportRun
+    from billing.tasks import stripe_import_task
+
+    settings.STRIPE_SECRET_KEY = ""
+    stripe_import_task.delay()
+    assert StripeImportRun.objects.count() == 0

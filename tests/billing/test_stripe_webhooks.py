@@ -310,6 +310,13 @@ def test_stripe_payouts_are_recorded_and_a_failed_one_opens_an_exception(localst
         Decimal("10.0000"),
         "open",
     )
+    # The paid one moved its amount from the Stripe balance to the bank, once; the failed one booked nothing.
+    booked = JournalEntry.objects.get(key=f"stripe_payout:{paid.id}")
+    assert sorted((line.account.role, line.amount) for line in booked.lines.all()) == [
+        ("cash", Decimal("2500.0000")),
+        ("stripe_balance", Decimal("-2500.0000")),
+    ]
+    assert not JournalEntry.objects.filter(key__contains=failed.id).exists()
 
 
 def test_an_event_whose_handling_fails_is_retried_with_its_error_then_left_failed(localstripe, client, settings):
