@@ -146,6 +146,12 @@ class SplitForm(ActionForm):
         return cleaned
 
 
+class RefundForm(ActionForm):
+    reference = forms.CharField(
+        label=gettext_lazy("Bank reference of the transfer back"), max_length=200, required=False
+    )
+
+
 class KeepCreditForm(ActionForm):
     consumer = forms.ChoiceField(label=gettext_lazy("Paid by"), required=False)
 

@@ -175,6 +175,26 @@ def credit_note_refund_task(credit_note_id: str) -> None:
         raise ConnectionError(str(error)) from error
 
 
+@shared_task(
+    name="billing.refund_send",
+    ignore_result=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def refund_send_task(refund_id: str) -> None:
+    """Send a pending card refund to Stripe (idempotency key from the refund: sending again asks Stripe once)."""
+    from billing.services.stripe_payments import refund_send
+    from billing.stripe_gateway import StripeUnavailable
+
+    try:
+        refund_send(refund_id=refund_id, now=timezone.now())
+    except StripeUnavailable as error:
+        raise ConnectionError(str(error)) from error
+
+
 @shared_task(name="billing.bank_statement_import", ignore_result=True, soft_time_limit=50 * 60, time_limit=55 * 60)
 def bank_statement_import(statement_id: str, content_b64: str) -> None:
     """Store and auto-match a large bank statement (its file checked already by the upload); a statement already

@@ -34,6 +34,7 @@ from billing.forms_reconcile import (
     KeepCreditForm,
     MappingForm,
     MatchForm,
+    RefundForm,
     SplitForm,
     UploadForm,
 )
@@ -56,13 +57,14 @@ from billing.selectors.reconcile import (
 )
 from billing.selectors.settlement import invoice_get
 from billing.services.bank_statements import problems_error, statement_upload
-from billing.services.payments import invoice_outstanding, period_lock, write_off_create
+from billing.services.payments import invoice_outstanding, payment_unapplied, period_lock, write_off_create
 from billing.services.reconcile import (
     auto_match_run,
     exception_credit_note,
     exception_dismiss,
     exception_keep_credit,
     exception_match,
+    exception_refund,
     exception_split,
     exception_write_off,
     match_confirm,
@@ -420,6 +422,8 @@ def _exception_page(
         "credit_note_form": forms.get("credit_note_form") or ActionForm(prefix="credit_note"),
         "keep_form": forms.get("keep_form") or KeepCreditForm(prefix="keep", consumers=consumers),
         "dismiss_form": forms.get("dismiss_form") or ActionForm(prefix="dismiss"),
+        "refund_form": forms.get("refund_form") or RefundForm(prefix="refund"),
+        "refundable": exception.payment is not None and payment_unapplied(exception.payment) > 0,
         "reject_form": forms.get("reject_form") or ActionForm(prefix="reject"),
         "submission": secrets.token_urlsafe(24),
     }
@@ -563,6 +567,26 @@ def exception_keep_view(request: HttpRequest, exception: ReconciliationException
 
 
 @_post_action
+def exception_refund_view(request: HttpRequest, exception: ReconciliationException) -> HttpResponse:
+    form = RefundForm(request.POST, prefix="refund")
+    return _act(
+        request,
+        exception,
+        action="refund",
+        form=form,
+        form_name="refund_form",
+        run=lambda data: exception_refund(
+            actor=request.actor,
+            exception_id=exception.pk,
+            reason=data["reason"],
+            reference=data.get("reference") or "",
+            now=timezone.now(),
+        ),
+        success=_("Refunded to the payer: the exception is resolved."),
+    )
+
+
+@_post_action
 def exception_dismiss_view(request: HttpRequest, exception: ReconciliationException) -> HttpResponse:
     form = ActionForm(request.POST, prefix="dismiss")
     return _act(
@@ -678,6 +702,11 @@ urlpatterns = [
         "billing/finance/reconciliation/exceptions/<str:exception_id>/dismiss/",
         exception_dismiss_view,
         name="reconcile_exception_dismiss",
+    ),
+    path(
+        "billing/finance/reconciliation/exceptions/<str:exception_id>/refund/",
+        exception_refund_view,
+        name="reconcile_exception_refund",
     ),
     path(
         "billing/finance/reconciliation/matches/<int:match_id>/confirm/", match_confirm_view, name="reconcile_confirm"

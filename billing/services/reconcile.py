@@ -71,6 +71,8 @@ from billing.services.payments import (
     payment_record,
     payment_unapplied,
     posting_period,
+    refund_create,
+    refund_post,
     write_off_create,
 )
 from marketplace.money import format_money
@@ -1196,4 +1198,58 @@ def exception_dismiss(*, actor: Actor, exception_id: Any, reason: str, now: date
             exception=exception, resolution=ExceptionResolution.DISMISSED, note=reason, actor_label=actor.label, now=now
         )
         _audit(actor, "dismissed", exception, now, reason=reason)
+    return exception
+
+
+def exception_refund(
+    *, actor: Actor, exception_id: Any, reason: str, now: datetime, reference: str = ""
+) -> ReconciliationException:
+    """Give back what a payment left as credit (an invoice paid twice, an overpayment, money that named no
+    invoice): to the card for a card payment (sent to Stripe after the commit), or — for a bank transfer — the
+    transfer back that finance made, recorded with its bank reference. The exception is resolved as refunded."""
+    require_platform_finance(actor)
+    reason = _require_reason(reason)
+    reference = (reference or "").strip()
+    with transaction.atomic():
+        exception = _locked_exception(exception_id)
+        payment = exception.payment
+        if payment is None:
+            raise Conflict(_("Only money recorded as a payment can be refunded."), code="not_a_payment")
+        amount = payment_unapplied(payment)
+        if amount <= 0:
+            raise Conflict(_("Nothing of this payment is left as credit to refund."), code="nothing_to_refund")
+        by_card = payment.method == PaymentMethod.STRIPE
+        if not by_card and not reference:
+            raise InvalidInput(
+                _("Give the bank reference of the transfer back to the payer."),
+                errors={"reference": [_("This field is required for a bank transfer.")]},
+            )
+        refund = refund_create(
+            payment=payment,
+            amount=amount,
+            key=f"exception:{exception.pk}:refund",
+            reason=reason,
+            now=now,
+            created_by=actor.label,
+        )
+        if not by_card:
+            refund_post(refund_id=refund.pk, now=now, reference=reference)
+        exception_resolve(
+            exception=exception, resolution=ExceptionResolution.REFUNDED, note=reason, actor_label=actor.label, now=now
+        )
+        _audit(
+            actor,
+            "refunded",
+            exception,
+            now,
+            payment=str(payment.pk),
+            amount=str(amount),
+            reference=reference,
+            reason=reason,
+        )
+        if by_card:
+            from billing.tasks import refund_send_task
+
+            refund_id = str(refund.pk)
+            transaction.on_commit(lambda: refund_send_task.delay(refund_id))
     return exception

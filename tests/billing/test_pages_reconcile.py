@@ -335,3 +335,26 @@ def test_the_demo_offers_its_sample_statement_through_the_upload_path(clerk, inv
     assert "This file was already uploaded as “sample-bank-statement.csv”" in text_of(clerk.get(again["Location"]))
     settings.PRODUCTION = True
     assert clerk.post(f"{WORKBENCH}sample/", {"submission": "s3"}).status_code == 404
+
+
+def test_an_overpayment_is_refunded_from_its_exception_page_with_the_bank_reference(clerk, invoices):
+    heron = invoices["Blue Heron Robotics"]
+    send(clerk, statement_csv(("2026-11-20", "1250.00", "Blue Heron Robotics", f"Payment {heron.number}")))
+    overpaid = ReconciliationException.objects.get(kind=ExceptionKind.AMOUNT_MISMATCH)
+    page = text_of(clerk.get(f"{WORKBENCH}exceptions/{overpaid.pk}/"))
+    assert "Record the transfer back to the payer of what this payment left as credit" in page
+
+    missing = clerk.post(
+        f"{WORKBENCH}exceptions/{overpaid.pk}/refund/", {"refund-reason": "Paid too much", "submission": "r0"}
+    )
+    assert missing.status_code == 400
+    assert "This field is required for a bank transfer." in text_of(missing)
+    assert row(overpaid)["status"] == ExceptionStatus.OPEN
+
+    done = clerk.post(
+        f"{WORKBENCH}exceptions/{overpaid.pk}/refund/",
+        {"refund-reason": "Paid too much", "refund-reference": "CMB-RF-77", "submission": "r1"},
+    )
+    assert done.status_code == 302
+    assert (row(overpaid)["status"], row(overpaid)["resolution"]) == (ExceptionStatus.RESOLVED, "refunded")
+    assert "Refunded to the payer: the exception is resolved." in text_of(clerk.get(done["Location"]))

@@ -625,3 +625,32 @@ def test_a_match_a_service_refuses_leaves_that_line_to_finance_and_the_rest_is_m
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PENDING
     assert not ReconciliationMatch.objects.filter(payout=payout).exists()
+
+
+def test_an_overpayment_by_bank_is_refunded_with_the_reference_of_the_transfer_back():
+    from billing.models import Refund
+    from billing.services.reconcile import exception_refund
+
+    invoices = october_invoices(("Blue Heron Robotics", 10))
+    blue_heron = invoices["Blue Heron Robotics"]
+    clerk = finance_clerk()
+    upload(clerk, ("2026-11-20", "1250.00", "Blue Heron Robotics", blue_heron.number))
+    mismatch = ReconciliationException.objects.get(kind=ExceptionKind.AMOUNT_MISMATCH)
+
+    with pytest.raises(InvalidInput) as no_reference:
+        exception_refund(actor=clerk, exception_id=mismatch.pk, reason="Paid too much", now=LATER)
+    assert no_reference.value.errors == {"reference": ["This field is required for a bank transfer."]}
+    assert not Refund.objects.exists()
+
+    exception_refund(actor=clerk, exception_id=mismatch.pk, reason="Paid too much", reference="CMB-RF-77", now=LATER)
+    refund = Refund.objects.get()
+    assert (refund.amount, refund.status, refund.reference) == (D("250.0000"), "succeeded", "CMB-RF-77")
+    mismatch.refresh_from_db()
+    assert (mismatch.status, mismatch.resolution) == (ExceptionStatus.RESOLVED, ExceptionResolution.REFUNDED)
+    assert credit_balance(blue_heron.consumer, "CNY") == D("0")
+    assert balance(None, "cash") == D("1000.00")
+    assert audited("reconciliation.refunded")[0][1]["reference"] == "CMB-RF-77"
+    with pytest.raises(Conflict) as again:
+        exception_refund(actor=clerk, exception_id=mismatch.pk, reason="twice", reference="X", now=LATER)
+    assert again.value.code == "already_resolved"
+    assert trial_balance() == {"CNY": D("0")}
