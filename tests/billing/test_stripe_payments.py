@@ -563,3 +563,59 @@ def test_the_payment_section_reloads_alone_when_a_payment_arrives(localstripe):
     assert "Paid 1000.00 CNY Remainder to pay 0.00 CNY" in text_of(section)
     assert "How to pay by bank transfer" not in text_of(section)
     assert "HX-Request" in section["Vary"]
+
+
+def test_finance_refunds_a_card_payments_credit_from_its_exception_through_stripe(
+    localstripe, django_capture_on_commit_callbacks, settings
+):
+    from billing.models import ExceptionKind, ExceptionResolution
+    from billing.services.payments import exception_open
+    from billing.services.reconcile import exception_refund
+
+    invoice, consumer = autopaid_invoice(localstripe, django_capture_on_commit_callbacks)
+    payment = Payment.objects.get()
+    # A credit note while card refunds were switched off leaves 150.00 of the card payment as credit…
+    settings.STRIPE_ENABLED = False
+    credit_note_issue(
+        actor=finance_clerk(),
+        invoice_id=invoice.pk,
+        lines=[CreditRequest(line_id=invoice.lines.get().pk, amount=Decimal("150.00"))],
+        reason="Goodwill",
+        now=CREDITED_AT,
+    )
+    settings.STRIPE_ENABLED = True
+    exception = exception_open(
+        kind=ExceptionKind.INVOICE_PAID_TWICE,
+        subject=f"payment:{payment.pk}",
+        detail="credit to return",
+        now=CREDITED_AT,
+        payment=payment,
+        consumer=consumer,
+        currency="CNY",
+        amount=Decimal("150.00"),
+    )
+
+    # …which finance refunds from the exception: Stripe refunds the charge after the commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        exception_refund(
+            actor=finance_clerk("clerk2@platform.example"),
+            exception_id=exception.pk,
+            reason="Customer asked for the money back",
+            now=CREDITED_AT,
+        )
+
+    refund = Refund.objects.get()
+    on_stripe = localstripe.client.v1.refunds.retrieve(refund.stripe_refund)
+    assert (refund.amount, refund.status, on_stripe.amount, on_stripe.charge) == (
+        Decimal("150.0000"),
+        RefundStatus.SUCCEEDED,
+        15000,
+        payment.stripe_charge,
+    )
+    exception.refresh_from_db()
+    assert exception.resolution == ExceptionResolution.REFUNDED
+    assert credit_balance(consumer, "CNY") == 0
+    assert entry_lines(f"refund:{refund.pk}") == [
+        (AccountRole.CUSTOMER_CREDIT, Decimal("150.0000")),
+        (AccountRole.STRIPE_BALANCE, Decimal("-150.0000")),
+    ]
