@@ -60,6 +60,29 @@ class ReasonForm(BootstrapMixin, forms.Form):
         super().__init__(*args, prefix=prefix, **kwargs)
 
 
+class BankTransferForm(BootstrapMixin, forms.Form):
+    """A bank transfer finance records by hand against an invoice."""
+
+    amount = forms.DecimalField(label=gettext_lazy("Amount received"), max_digits=18, decimal_places=4, min_value=0)
+    received_on = forms.DateField(label=gettext_lazy("Received on"), widget=forms.DateInput(attrs={"type": "date"}))
+    reference = forms.CharField(label=gettext_lazy("Bank reference"), max_length=200)
+    payer_name = forms.CharField(label=gettext_lazy("Payer (as on the bank's advice)"), max_length=200, required=False)
+
+    def __init__(self, *args: Any, invoice: Invoice, **kwargs: Any) -> None:
+        super().__init__(*args, prefix="transfer", **kwargs)
+        self.invoice = invoice
+
+    def clean_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        currency = self.invoice.currency
+        if amount <= 0 or round_money(amount, currency) != amount:
+            raise forms.ValidationError(
+                _("Enter a positive amount in whole %(currency)s minor units (%(digits)s decimals).")
+                % {"currency": currency, "digits": CURRENCY_MINOR_UNITS[currency]}
+            )
+        return amount
+
+
 def line_field_name(line_id: int) -> str:
     return f"line_{line_id}"
 

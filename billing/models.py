@@ -12,6 +12,7 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Organization
 from marketplace.models import Agent, Booking
@@ -683,8 +684,8 @@ class PaymentMethod(models.TextChoices):
 
 
 class PaymentStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
-    SUCCEEDED = "succeeded", _("Received")
+    PENDING = "pending", pgettext_lazy("payment status", "Pending")
+    SUCCEEDED = "succeeded", pgettext_lazy("payment status", "Received")
     FAILED = "failed", _("Failed")
     CANCELED = "canceled", _("Canceled")
 
@@ -757,7 +758,7 @@ class PaymentAllocation(models.Model):
 
 
 class RefundStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
+    PENDING = "pending", pgettext_lazy("refund status", "Pending")
     SUCCEEDED = "succeeded", _("Refunded")
     FAILED = "failed", _("Failed")
 
@@ -845,7 +846,7 @@ class StripeEvent(models.Model):
 
 
 class PayoutStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
+    PENDING = "pending", pgettext_lazy("payout status", "Pending")
     IN_TRANSIT = "in_transit", _("In transit")
     PAID = "paid", _("Paid")
     FAILED = "failed", _("Failed")

@@ -32,7 +32,7 @@ from accounts.forms import apply_domain_error
 from accounts.models import OrganizationKind
 from accounts.views import actor_required, scoped_object
 from billing.csv_export import Cell, Money, csv_response
-from billing.forms_finance import CreditNoteForm, InvoiceFilterForm, ReasonForm, TrialBalanceForm
+from billing.forms_finance import BankTransferForm, CreditNoteForm, InvoiceFilterForm, ReasonForm, TrialBalanceForm
 from billing.models import Invoice, InvoiceStatus
 from billing.selectors.finance import (
     PeriodRow,
@@ -61,6 +61,7 @@ from billing.services.invoices import (
     invoice_void,
     require_platform_finance,
 )
+from billing.services.payments import bank_transfer_record, invoice_outstanding, invoice_paid_amount
 from marketplace.money import format_money
 from marketplace.views_support import is_htmx, vary_on_htmx, wants_partial
 
@@ -244,6 +245,7 @@ def _invoice_page(
     credit_form: CreditNoteForm | None = None,
     hold_form: ReasonForm | None = None,
     void_form: ReasonForm | None = None,
+    transfer_form: BankTransferForm | None = None,
     notice: tuple[str, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -254,6 +256,11 @@ def _invoice_page(
         credit_form = CreditNoteForm(invoice=invoice, lines=lines, creditable=creditable)
     context = {
         "invoice": invoice,
+        "paid": invoice_paid_amount(invoice),
+        "outstanding": invoice_outstanding(invoice),
+        "allocations": invoice.allocations.select_related("payment").order_by("id"),
+        "transfer_form": transfer_form or BankTransferForm(invoice=invoice),
+        "can_record": invoice.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID),
         "lines": [(credit, credit_form.line_field(credit.line.pk)) for credit in lines],
         # A missing one-to-one raises a subclass of AttributeError, which getattr's default covers.
         "redemption": getattr(invoice, "redemption", None),
@@ -339,6 +346,49 @@ def invoice_hold_view(request: HttpRequest, invoice: Invoice) -> HttpResponse:
         return redirect("billing:finance_invoice", invoice_id=invoice.pk)
     submission.release()
     return _invoice_page(request, invoice, hold_form=form, status=400)
+
+
+@require_POST
+@operator_required
+@scoped_object(invoice_get, kwarg="invoice_id", to="invoice")
+@finance_write_required
+def invoice_transfer_view(request: HttpRequest, invoice: Invoice) -> HttpResponse:
+    form = BankTransferForm(request.POST, invoice=invoice)
+    token = request.POST.get("submission", "")
+    submission = Submission(request, "transfer", invoice.pk)
+    if not submission.claim():
+        return _already_submitted(request, invoice)
+    if not form.is_valid():
+        submission.release()
+        return _invoice_page(request, invoice, transfer_form=form, status=400)
+    data = form.cleaned_data
+    try:
+        receipt = bank_transfer_record(
+            actor=request.actor,
+            invoice_id=invoice.pk,
+            amount=data["amount"],
+            received_on=data["received_on"],
+            reference=data["reference"],
+            payer_name=data["payer_name"],
+            submission=token or secrets.token_urlsafe(16),
+            now=timezone.now(),
+        )
+    except DomainError as exc:
+        submission.release()
+        apply_domain_error(form, exc, {"received_on": "received_on", "reference": "reference", "amount": "amount"})
+        return _invoice_page(
+            request, invoice, transfer_form=form, status=exc.status_code, notice=("danger", exc.detail)
+        )
+    messages.success(
+        request,
+        _("Recorded %(amount)s %(currency)s received by bank transfer (%(reference)s).")
+        % {
+            "amount": format_money(receipt.payment.amount, receipt.payment.currency),
+            "currency": receipt.payment.currency,
+            "reference": receipt.payment.reference,
+        },
+    )
+    return redirect("billing:finance_invoice", invoice_id=invoice.pk)
 
 
 @require_POST
@@ -501,6 +551,11 @@ urlpatterns = [
     path("billing/finance/invoices/<str:invoice_id>/release/", invoice_release_view, name="finance_invoice_release"),
     path("billing/finance/invoices/<str:invoice_id>/credit-note/", invoice_credit_view, name="finance_invoice_credit"),
     path("billing/finance/invoices/<str:invoice_id>/void/", invoice_void_view, name="finance_invoice_void"),
+    path(
+        "billing/finance/invoices/<str:invoice_id>/bank-transfer/",
+        invoice_transfer_view,
+        name="finance_invoice_transfer",
+    ),
     path("billing/finance/ledger/", trial_balance_view, name="trial_balance"),
     path("billing/finance/ledger.csv", trial_balance_csv, name="trial_balance_csv"),
     path("billing/finance/balances/", balances, name="balances"),

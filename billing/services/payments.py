@@ -18,10 +18,11 @@ books never change (a database trigger refuses it, migration 0007), and correcti
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -35,6 +36,7 @@ from accounts.services import audit_record
 from billing.models import (
     AccountRole,
     BillingPeriod,
+    CreditNote,
     ExceptionKind,
     ExceptionResolution,
     ExceptionStatus,
@@ -100,9 +102,43 @@ def invoice_outstanding(invoice: Invoice) -> Decimal:
     (never below zero: a credit note on a paid invoice becomes the consumer's credit balance instead)."""
     if invoice.status not in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID):
         return ZERO
-    credited = _sum(invoice.credit_notes.all(), "total")
-    written_off = _sum(WriteOff.objects.filter(invoice=invoice))
-    return max(invoice.total - credited - invoice_paid_amount(invoice) - written_off, ZERO)
+    return invoices_outstanding([invoice])[invoice.pk].due
+
+
+class InvoiceBalance(NamedTuple):
+    """What was paid on an invoice (allocations, net of credit given back), what credit notes took off it, and what
+    is still owed (`invoice_outstanding`'s rule)."""
+
+    paid: Decimal
+    due: Decimal
+    credited: Decimal
+
+
+def _grouped(queryset, field: str, ids: list[Any]) -> dict[Any, Decimal]:
+    rows = queryset.filter(invoice_id__in=ids).values("invoice_id").annotate(total=Sum(field)).order_by()
+    return {row["invoice_id"]: row["total"] or ZERO for row in rows}
+
+
+def invoices_outstanding(invoices: Iterable[Invoice]) -> dict[Any, InvoiceBalance]:
+    """Paid and still owed of many invoices at once (a page of a list) in three grouped queries, whatever their
+    number: the one place the rule is written. Owed: total − credit notes − payments applied − write-offs, never
+    below zero, and nothing on a draft or a void invoice."""
+    invoices = list(invoices)
+    ids = [invoice.pk for invoice in invoices]
+    if not ids:
+        return {}
+    paid = _grouped(PaymentAllocation.objects, "amount", ids)
+    credited = _grouped(CreditNote.objects, "total", ids)
+    written_off = _grouped(WriteOff.objects, "amount", ids)
+    balances = {}
+    for invoice in invoices:
+        paid_on = paid.get(invoice.pk, ZERO)
+        credited_on = credited.get(invoice.pk, ZERO)
+        due = ZERO
+        if invoice.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID):
+            due = max(invoice.total - credited_on - paid_on - written_off.get(invoice.pk, ZERO), ZERO)
+        balances[invoice.pk] = InvoiceBalance(paid=paid_on, due=due, credited=credited_on)
+    return balances
 
 
 def payment_unapplied(payment: Payment) -> Decimal:
@@ -781,3 +817,88 @@ def credit_note_settle(
         if excess <= 0:
             break
     return made
+
+
+def bank_transfer_record(
+    *,
+    actor: Actor,
+    invoice_id: Any,
+    amount: Decimal,
+    received_on: date,
+    reference: str,
+    payer_name: str = "",
+    submission: str,
+    now: datetime,
+) -> Receipt:
+    """Finance records by hand a bank transfer paying an invoice (seen in the bank's online banking before the
+    statement is imported). `reference` is the bank's reference of the transfer: when the statement arrives, its
+    line with that reference is tied to this payment instead of paying the invoice a second time. The form's
+    one-time `submission` token keys it, so a double click records it once."""
+    require_platform_finance(actor)
+    reference = (reference or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not reference:
+        errors["reference"] = [_("Give the bank's reference of the transfer.")]
+    if received_on > now.date():
+        errors["received_on"] = [_("A transfer cannot have been received in the future.")]
+    if errors:
+        raise InvalidInput(next(iter(errors.values()))[0], errors=errors)
+    invoice = Invoice.objects.select_related("consumer").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound(_("No such invoice."))
+    if invoice.status not in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID):
+        raise Conflict(_("Only a finalized invoice can be paid."), code="invalid_state")
+    with transaction.atomic():
+        receipt = payment_record(
+            consumer=invoice.consumer,
+            method=PaymentMethod.BANK_TRANSFER,
+            currency=invoice.currency,
+            amount=amount,
+            key=f"manual:{submission}"[:120],
+            received_at=datetime.combine(received_on, datetime.min.time(), tzinfo=UTC),
+            now=now,
+            invoice=invoice,
+            reference=reference,
+            payer_name=payer_name or invoice.consumer.name,
+            recorded_by=actor.label,
+        )
+        if receipt.created:
+            audit_record(
+                action="payment.recorded",
+                organization=actor.organization,
+                actor=actor,
+                target=receipt.payment,
+                after={
+                    "invoice": invoice.number,
+                    "amount": str(amount),
+                    "currency": invoice.currency,
+                    "received_on": received_on.isoformat(),
+                    "reference": reference,
+                },
+                now=now,
+            )
+    return receipt
+
+
+def recorded_transfer_for(*, currency: str, amount: Decimal, bank_reference: str, remittance: str) -> Payment | None:
+    """The bank transfer finance recorded by hand that a statement line is (same amount and currency, not yet tied
+    to a line, and the same bank reference — or the line names the invoice it paid), if exactly one is."""
+    candidates = list(
+        Payment.objects.filter(
+            method=PaymentMethod.BANK_TRANSFER,
+            status=PaymentStatus.SUCCEEDED,
+            bank_line__isnull=True,
+            key__startswith="manual:",
+            currency=currency,
+            amount=amount,
+        ).select_related("invoice")
+    )
+    text = (remittance or "").upper()
+    sure = [
+        payment
+        for payment in candidates
+        if (bank_reference and payment.reference == bank_reference)
+        or (payment.reference and payment.reference.upper() in text)
+        or (payment.invoice_id and payment.invoice.number and payment.invoice.number.upper() in text)
+    ]
+    return sure[0] if len(sure) == 1 else None

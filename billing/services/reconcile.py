@@ -71,6 +71,7 @@ from billing.services.payments import (
     payment_record,
     payment_unapplied,
     posting_period,
+    recorded_transfer_for,
     refund_create,
     refund_post,
     write_off_create,
@@ -611,9 +612,30 @@ def _match_outgoing(line: BankStatementLine, now: datetime) -> str:
     return "unmatched"
 
 
+def _match_recorded(line: BankStatementLine, payment: Payment, now: datetime) -> str:
+    """The line is a transfer finance already recorded by hand: tie them, so the invoice is not paid twice."""
+    Payment.objects.filter(pk=payment.pk, bank_line__isnull=True).update(bank_line=line, updated_at=now)
+    _match(
+        line,
+        now,
+        status=MatchStatus.CONFIRMED,
+        method=MatchMethod.IDENTIFIER,
+        explanation=f"The transfer recorded by hand on {payment.created_at:%Y-%m-%d} ({payment.reference}).",
+        payment=payment,
+        invoice=payment.invoice,
+    )
+    _set_status(line, BankLineStatus.MATCHED)
+    return "matched"
+
+
 def _auto_match(line: BankStatementLine, now: datetime) -> str:
     if line.amount < 0:
         return _match_outgoing(line, now)
+    recorded = recorded_transfer_for(
+        currency=line.currency, amount=line.amount, bank_reference=line.bank_reference, remittance=line.remittance
+    )
+    if recorded is not None:
+        return _match_recorded(line, recorded, now)
     invoices = _invoices_named(line)
     if invoices:
         return _match_by_invoice_numbers(line, invoices, now)
