@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from billing.models import BookingUsage, Payment, ReconciliationException, StripeEvent, UsageRecord
+from billing.models import (
+    BookingUsage,
+    Payment,
+    PaymentProfile,
+    ReconciliationException,
+    StripeEvent,
+    UsageRecord,
+)
 from marketplace.admin import ReadOnlyAdminMixin
 
 
@@ -45,3 +52,51 @@ class ReconciliationExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("opened_at", "kind", "status", "amount", "currency", "detail", "resolution", "resolved_by")
     list_filter = ("kind", "status")
     search_fields = ("subject", "detail")
+
+
+@admin.register(PaymentProfile)
+class PaymentProfileAdmin(admin.ModelAdmin):
+    """Platform staff set a center's Stripe Connect account (and may switch its payout method); the card and bank
+    details belong to the organization's own payment settings page and are read-only here. Each change is audited."""
+
+    list_display = ("organization", "payout_method", "stripe_account_id", "autopay", "updated_at")
+    list_select_related = ("organization",)
+    search_fields = ("organization__name", "stripe_account_id", "stripe_customer_id")
+    fields = (
+        "organization",
+        "stripe_account_id",
+        "payout_method",
+        "stripe_customer_id",
+        "default_payment_method",
+        "autopay",
+        "bank_account_name",
+        "bank_name",
+        "bank_account_number",
+        "bank_code",
+        "updated_at",
+    )
+    readonly_fields = tuple(name for name in fields if name not in ("stripe_account_id", "payout_method"))
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        from django.db import transaction
+
+        from accounts.services import audit_record
+
+        with transaction.atomic():
+            before = {name: form.initial.get(name) for name in form.changed_data}
+            obj.stripe_account_id = obj.stripe_account_id or None  # blank is "none" (the column is unique)
+            super().save_model(request, obj, form, change)
+            audit_record(
+                action="payment_profile.operator_change",
+                organization=obj.organization,
+                user=request.user,
+                target=obj,
+                before=before,
+                after={name: getattr(obj, name) for name in form.changed_data},
+            )

@@ -4,6 +4,7 @@ vouchers (sponsors and consumers), and the platform's finance workbench."""
 from billing import (
     views_finance,
     views_invoices,
+    views_payment_settings,
     views_payments,
     views_payouts,
     views_reconcile,
@@ -19,6 +20,7 @@ urlpatterns = [
     *views_vouchers.urlpatterns,
     *views_finance.urlpatterns,
     *views_payments.urlpatterns,
+    *views_payment_settings.urlpatterns,
     *views_payouts.urlpatterns,
     *views_reconcile.urlpatterns,
     *views_reports.urlpatterns,

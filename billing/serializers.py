@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db.models.manager import BaseManager
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -25,6 +26,7 @@ from billing.models import (
     CreditNoteLine,
     Invoice,
     InvoiceLine,
+    InvoiceStatus,
     ProgramStatus,
     Statement,
     VoucherClaim,
@@ -160,7 +162,22 @@ class InvoiceCreditNoteSerializer(serializers.Serializer):
     issued_at = Timestamp()
 
 
+class InvoiceListSerializer(serializers.ListSerializer):
+    """A page of invoices: their paid and owed amounts are read for the whole page at once (three queries, not
+    three per invoice)."""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        from billing.services.payments import invoices_outstanding
+
+        invoices = list(data.all() if isinstance(data, BaseManager) else data)
+        context = {**self.context, "invoice_balances": invoices_outstanding(invoices)}
+        return [self.child.render(invoice, context) for invoice in invoices]
+
+
 class InvoiceSerializer(RenderedSerializer):
+    class Meta:
+        list_serializer_class = InvoiceListSerializer
+
     id = serializers.UUIDField()
     number = serializers.CharField(allow_null=True, help_text="Assigned, gapless, when the invoice is finalized.")
     consumer = serializers.CharField(help_text="The consumer's slug.")
@@ -228,7 +245,7 @@ class InvoiceSerializer(RenderedSerializer):
             "due_at": rfc3339(invoice.due_at),
             "paid_at": rfc3339(invoice.paid_at),
             "voided_at": rfc3339(invoice.voided_at),
-            **_invoice_amounts(invoice),
+            **_invoice_amounts(invoice, context),
             "lines": [
                 InvoiceLineSerializer.render(line, line_context)
                 for line in sorted(invoice.lines.all(), key=lambda line: line.pk)
@@ -236,11 +253,16 @@ class InvoiceSerializer(RenderedSerializer):
         }
 
 
-def _invoice_amounts(invoice: Invoice) -> dict[str, str]:
-    from billing.selectors.consumer_payments import invoice_amounts
+def _invoice_amounts(invoice: Invoice, context: dict[str, Any]) -> dict[str, str]:
+    balances = context.get("invoice_balances")
+    balance = balances.get(invoice.pk) if balances is not None else None
+    if balance is None:
+        from billing.services.payments import invoices_outstanding
 
-    paid, due = invoice_amounts(invoice)
-    return {"amount_paid": money(paid, invoice.currency), "amount_due": money(due, invoice.currency)}
+        balance = invoices_outstanding([invoice])[invoice.pk]
+    # A draft shows what it will owe once finalized: its total less credit notes (invoice_amounts' rule).
+    due = invoice.total - balance.credited if invoice.status == InvoiceStatus.DRAFT else balance.due
+    return {"amount_paid": money(balance.paid, invoice.currency), "amount_due": money(due, invoice.currency)}
 
 
 # --- payments ---------------------------------------------------------------------------------------------------

@@ -147,6 +147,32 @@ def payment_method_attach(*, payment_method: str, customer_id: str) -> str:
     return attached.id
 
 
+def payment_method_retrieve(payment_method: str) -> stripe.PaymentMethod:
+    """A saved payment method, for its card's brand and last four digits as Stripe reports them."""
+    return _call("payment_method_retrieve", lambda: client().v1.payment_methods.retrieve(payment_method))
+
+
+def payment_method_detach(payment_method: str) -> None:
+    """Detach a saved card from its customer: it can no longer be charged off-session."""
+    _call("payment_method_detach", lambda: client().v1.payment_methods.detach(payment_method))
+
+
+# --- setup intents ------------------------------------------------------------------------------------------------
+
+
+def setup_intent_create(*, customer_id: str, metadata: dict[str, str], idempotency_key: str) -> stripe.SetupIntent:
+    """A SetupIntent saving a card for off-session charges (autopay), confirmed by the consumer in the browser."""
+    params: dict[str, Any] = {"customer": customer_id, "usage": "off_session", "metadata": metadata}
+    return _call(
+        "setup_intent_create",
+        lambda: client().v1.setup_intents.create(params, {"idempotency_key": idempotency_key}),  # type: ignore[arg-type]
+    )
+
+
+def setup_intent_retrieve(setup_intent_id: str) -> stripe.SetupIntent:
+    return _call("setup_intent_retrieve", lambda: client().v1.setup_intents.retrieve(setup_intent_id))
+
+
 # --- payment intents ----------------------------------------------------------------------------------------------
 
 

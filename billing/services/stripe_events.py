@@ -10,6 +10,8 @@ by a task, idempotently and in any order.
   becomes a Refund of that payment's credit first.
 - `payout.paid` / `payout.failed`: the StripePayout row (reconciled elsewhere) is created or updated; a failed
   payout opens an exception.
+- `setup_intent.succeeded`: the card a consumer saved on its payment settings page becomes its default payment
+  method (billing.services.payment_profiles.card_setup_succeeded).
 - anything else is stored and marked ignored.
 
 Every step goes through keyed, idempotent services, so an event handled twice (a replay, a retry after a crash
@@ -51,7 +53,10 @@ PAYMENT_INTENT_SUCCEEDED = "payment_intent.succeeded"
 PAYMENT_INTENT_FAILED = "payment_intent.payment_failed"
 REFUND_EVENTS = frozenset({"charge.refunded", "charge.refund.updated", "refund.created", "refund.updated"})
 PAYOUT_EVENTS = frozenset({"payout.paid", "payout.failed"})
-HANDLED = frozenset({PAYMENT_INTENT_SUCCEEDED, PAYMENT_INTENT_FAILED, *REFUND_EVENTS, *PAYOUT_EVENTS})
+SETUP_INTENT_SUCCEEDED = "setup_intent.succeeded"
+HANDLED = frozenset(
+    {PAYMENT_INTENT_SUCCEEDED, PAYMENT_INTENT_FAILED, SETUP_INTENT_SUCCEEDED, *REFUND_EVENTS, *PAYOUT_EVENTS}
+)
 
 
 class EventUnusable(Exception):
@@ -162,6 +167,11 @@ def _dispatch(event: StripeEvent, now: datetime) -> None:
             _refund_seen(refund, now)
     elif event.type in PAYOUT_EVENTS:
         _payout_seen(obj, event.type, now)
+    elif event.type == SETUP_INTENT_SUCCEEDED:
+        # A consumer saved a card on its payment settings page: it becomes the default payment method (once).
+        from billing.services.payment_profiles import card_setup_succeeded
+
+        card_setup_succeeded(setup_intent=obj, now=now)
 
 
 # --- payment intents ----------------------------------------------------------------------------------------------
