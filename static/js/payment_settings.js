@@ -7,7 +7,7 @@
     return;
   }
   let stripe = null;
-  let elements = null;
+  let cardElement = null;
   let clientSecret = null;
 
   function part(id) {
@@ -49,10 +49,8 @@
     }
     clientSecret = answer.data.client_secret;
     stripe = stripe || Stripe(box.dataset.publishableKey);
-    elements = stripe.elements();
-    const card = elements.create("card");
-    card.mount("#setup-element");
-    elements.card = card;
+    cardElement = stripe.elements().create("card");
+    cardElement.mount("#setup-element");
     button.hidden = true;
     part("card-setup-form").hidden = false;
   }
@@ -62,7 +60,7 @@
     const submit = part("card-setup-submit");
     submit.disabled = true;
     showError("");
-    const result = await stripe.confirmCardSetup(clientSecret, { payment_method: { card: elements.card } });
+    const result = await stripe.confirmCardSetup(clientSecret, { payment_method: { card: cardElement } });
     if (result && result.error) {
       showError(result.error.message || box.dataset.genericError);
       submit.disabled = false;
@@ -88,7 +86,7 @@
   document.addEventListener("submit", function (event) {
     if (event.target.id === "card-setup-form") {
       event.preventDefault();
-      if (elements) {
+      if (cardElement) {
         confirm();
       }
     }
