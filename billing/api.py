@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from accounts.errors import InvalidInput
 from accounts.models import OrganizationKind, Scope
 from accounts.schema import error_responses
-from billing import api_payments, api_payouts, api_reconcile, api_settlement
+from billing import api_payment_settings, api_payments, api_payouts, api_reconcile, api_settlement
 from billing.services.usage import MAX_BATCH, usage_ingest
 
 
@@ -92,3 +92,4 @@ urlpatterns += api_settlement.urlpatterns
 urlpatterns += api_payments.urlpatterns
 urlpatterns += api_payouts.urlpatterns
 urlpatterns += api_reconcile.urlpatterns
+urlpatterns += api_payment_settings.urlpatterns

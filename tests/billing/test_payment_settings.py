@@ -10,14 +10,15 @@ import pytest
 
 from accounts.actor import Actor
 from accounts.errors import Conflict, Forbidden, InvalidInput
-from accounts.models import AuditEvent, OrganizationKind, Role
+from accounts.models import AuditEvent, OrganizationKind, Role, Scope
 from billing.models import PaymentProfile, StripeEvent, StripeEventStatus
 from billing.services import payment_profiles as services
 from billing.services.stripe_events import stripe_event_handle
 from billing.services.stripe_payments import customer_ensure
+from tests.accounts.api_helpers import with_token
 from tests.accounts.page_helpers import browser_as, text_of
 from tests.billing.stripe_server import event_body, sign
-from tests.factories import OrganizationFactory, member_of
+from tests.factories import OrganizationFactory, member_of, token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -290,3 +291,72 @@ def test_the_operator_sets_a_centers_stripe_connect_account_in_the_admin():
         {"stripe_account_id": None, "payout_method": "bank"},
         {"stripe_account_id": "acct_lakeside", "payout_method": "stripe"},
     )
+
+
+# --- the API --------------------------------------------------------------------------------------------------------
+
+
+def api(organization, *scopes):
+    return with_token(token_for(organization, *(scopes or (Scope.BILLING,))))
+
+
+def test_a_consumer_reads_its_card_and_turns_autopay_on_through_the_api(localstripe):
+    org = consumer()
+    client = api(org)
+    refused = client.patch("/api/v1/payment-settings", {"autopay": True}, format="json")
+    services.card_setup_check(actor=actor(org), setup_intent_id=save_card_in_browser(localstripe, org), now=NOW)
+
+    changed = client.patch("/api/v1/payment-settings", {"autopay": True}, format="json")
+    read = api(org, Scope.READ).get("/api/v1/payment-settings")
+
+    assert (refused.status_code, refused.json()["code"]) == (409, "no_saved_card")
+    assert changed.status_code == 200
+    assert read.json() == {
+        "card_payments_available": True,
+        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030},
+        "autopay": True,
+        "payout": None,
+    }
+
+
+def test_a_read_token_cannot_patch_and_a_consumer_cannot_set_payout_fields(localstripe):
+    org = consumer()
+
+    read_only = api(org, Scope.READ).patch("/api/v1/payment-settings", {"autopay": False}, format="json")
+    wrong = api(org).patch("/api/v1/payment-settings", {"bank_name": "Bank of Hangzhou"}, format="json")
+
+    assert read_only.status_code == 403
+    assert (wrong.status_code, wrong.json()["errors"]) == (
+        400,
+        {"bank_name": ["This setting does not apply to your organization."]},
+    )
+    assert not PaymentProfile.objects.filter(organization=org).exclude(bank_name="").exists()
+
+
+def test_a_center_patches_its_payout_account_through_the_api():
+    org = center()
+    client = api(org)
+
+    saved = client.patch("/api/v1/payment-settings", BANK_DETAILS, format="json")
+    partial = client.patch("/api/v1/payment-settings", {"bank_name": "Bank of Ningbo"}, format="json")
+    invalid = client.patch("/api/v1/payment-settings", {"bank_code": "??"}, format="json")
+
+    assert saved.status_code == 200
+    assert (partial.status_code, partial.json()["payout"]) == (
+        200,
+        {
+            "payout_method": "bank",
+            "bank_account_name": "Lakeside AI Computing Co., Ltd.",
+            "bank_name": "Bank of Ningbo",
+            "bank_account_number": "6222021234567890",
+            "bank_code": "313331000014",
+            "stripe_account_id": None,
+            "stripe_payouts_available": False,
+        },
+    )
+    assert (invalid.status_code, invalid.json()["errors"]) == (
+        400,
+        {"bank_code": ["A CNAPS code (12 digits) or a SWIFT code (8 or 11 letters and digits)."]},
+    )
+    assert PaymentProfile.objects.get(organization=org).bank_code == "313331000014"
+    assert AuditEvent.objects.filter(action="payment_profile.payout_settings").count() == 2
