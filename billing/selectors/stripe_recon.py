@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from accounts.actor import Actor
 from accounts.errors import Forbidden, NotFound
@@ -29,7 +29,7 @@ ZERO = Decimal(0)
 RUNS_SHOWN = 10
 # Stripe's payout states, as finance reads them (Stripe's own word is shown for any state not listed).
 PAYOUT_STATUS_LABELS = {
-    "pending": gettext_lazy("Pending"),
+    "pending": pgettext_lazy("payout status", "Pending"),
     "in_transit": gettext_lazy("In transit"),
     "paid": gettext_lazy("Paid"),
     "failed": gettext_lazy("Failed"),
