@@ -135,64 +135,49 @@ def stripe_event_process(stripe_event_id: int) -> None:
             stripe_event_process.apply_async((stripe_event_id,), countdown=min(10 * 2**attempts, 600))
 
 
-@shared_task(
-    name="billing.invoice_autopay",
-    ignore_result=True,
-    autoretry_for=(ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=5,
-    soft_time_limit=60,
-    time_limit=90,
-)
+# A Stripe call the network or Stripe itself failed is retried with backoff; every one of them is idempotent
+# (keys derived from our rows), so a retry never charges or refunds twice.
+STRIPE_CALL_TASK = {
+    "ignore_result": True,
+    "autoretry_for": (ConnectionError, TimeoutError),
+    "retry_backoff": True,
+    "max_retries": 5,
+    "soft_time_limit": 60,
+    "time_limit": 90,
+}
+
+
+def _stripe_call(service, **kwargs) -> None:
+    from billing.stripe_gateway import StripeUnavailable
+
+    try:
+        service(now=timezone.now(), **kwargs)
+    except StripeUnavailable as error:
+        raise ConnectionError(str(error)) from error
+
+
+@shared_task(name="billing.invoice_autopay", **STRIPE_CALL_TASK)
 def invoice_autopay_task(invoice_id: str) -> None:
     """Charge a finalized invoice to the consumer's saved card when it chose autopay (once per invoice)."""
     from billing.services.stripe_payments import invoice_autopay
-    from billing.stripe_gateway import StripeUnavailable
 
-    try:
-        invoice_autopay(invoice_id=invoice_id, now=timezone.now())
-    except StripeUnavailable as error:
-        raise ConnectionError(str(error)) from error
+    _stripe_call(invoice_autopay, invoice_id=invoice_id)
 
 
-@shared_task(
-    name="billing.credit_note_refund",
-    ignore_result=True,
-    autoretry_for=(ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=5,
-    soft_time_limit=60,
-    time_limit=90,
-)
+@shared_task(name="billing.credit_note_refund", **STRIPE_CALL_TASK)
 def credit_note_refund_task(credit_note_id: str) -> None:
     """Refund to the card what a credit note gave back on an invoice paid by card (idempotent per credit note)."""
     from billing.services.stripe_payments import credit_note_refund
-    from billing.stripe_gateway import StripeUnavailable
 
-    try:
-        credit_note_refund(credit_note_id=credit_note_id, now=timezone.now())
-    except StripeUnavailable as error:
-        raise ConnectionError(str(error)) from error
+    _stripe_call(credit_note_refund, credit_note_id=credit_note_id)
 
 
-@shared_task(
-    name="billing.refund_send",
-    ignore_result=True,
-    autoretry_for=(ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=5,
-    soft_time_limit=60,
-    time_limit=90,
-)
+@shared_task(name="billing.refund_send", **STRIPE_CALL_TASK)
 def refund_send_task(refund_id: str) -> None:
     """Send a pending card refund to Stripe (idempotency key from the refund: sending again asks Stripe once)."""
     from billing.services.stripe_payments import refund_send
-    from billing.stripe_gateway import StripeUnavailable
 
-    try:
-        refund_send(refund_id=refund_id, now=timezone.now())
-    except StripeUnavailable as error:
-        raise ConnectionError(str(error)) from error
+    _stripe_call(refund_send, refund_id=refund_id)
 
 
 @shared_task(name="billing.bank_statement_import", ignore_result=True, soft_time_limit=50 * 60, time_limit=55 * 60)

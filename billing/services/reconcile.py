@@ -171,6 +171,16 @@ def _set_status(line: BankStatementLine, status: str) -> None:
         line.save(update_fields=["status"])
 
 
+def _auto_confirmed(
+    line: BankStatementLine, now: datetime, *, method: str, explanation: str, note: str, **links
+) -> str:
+    """Auto-match's confident outcome: a confirmed match, the line's open exceptions resolved, the line matched."""
+    _match(line, now, status=MatchStatus.CONFIRMED, method=method, explanation=explanation, **links)
+    _resolve_line_exceptions(line, resolution=ExceptionResolution.MATCHED, note=note, actor_label=AUTO, now=now)
+    _set_status(line, BankLineStatus.MATCHED)
+    return "matched"
+
+
 def _resolve_line_exceptions(
     line: BankStatementLine, *, resolution: str, note: str, actor_label: str, now: datetime, keep: Any = None
 ) -> None:
@@ -392,19 +402,14 @@ def _match_claim(line: BankStatementLine, claim: VoucherClaim, now: datetime) ->
         now=now,
         actor_label=AUTO,
     )
-    _match(
+    return _auto_confirmed(
         line,
         now,
-        status=MatchStatus.CONFIRMED,
         method=MatchMethod.IDENTIFIER,
         explanation=f"The remittance names voucher claim {claim_reference(claim)}.",
+        note="Voucher claim received.",
         voucher_claim=claim,
     )
-    _resolve_line_exceptions(
-        line, resolution=ExceptionResolution.MATCHED, note="Voucher claim received.", actor_label=AUTO, now=now
-    )
-    _set_status(line, BankLineStatus.MATCHED)
-    return "matched"
 
 
 def _window() -> timedelta:
@@ -430,19 +435,14 @@ def _match_stripe(line: BankStatementLine, now: datetime) -> str:
         stripe_payout.bank_line = line
         stripe_payout.updated_at = now
         stripe_payout.save(update_fields=["bank_line", "updated_at"])
-        _match(
+        return _auto_confirmed(
             line,
             now,
-            status=MatchStatus.CONFIRMED,
             method=MatchMethod.AMOUNT_DATE,
             explanation=f"Stripe payout {stripe_payout.pk} of the same amount arrived then.",
+            note="Stripe payout.",
             stripe_payout=stripe_payout,
         )
-        _resolve_line_exceptions(
-            line, resolution=ExceptionResolution.MATCHED, note="Stripe payout.", actor_label=AUTO, now=now
-        )
-        _set_status(line, BankLineStatus.MATCHED)
-        return "matched"
     if len(candidates) > 1:
         for stripe_payout in candidates:
             _match(
@@ -511,20 +511,15 @@ def _match_by_amount(line: BankStatementLine, now: datetime) -> str:
     if len(named) == 1:
         invoice = named[0]
         payment = _record_payment(line, invoice.consumer, invoice, now, AUTO)
-        _match(
+        return _auto_confirmed(
             line,
             now,
-            status=MatchStatus.CONFIRMED,
             method=MatchMethod.AMOUNT_DATE,
             explanation=f"Amount and date fit {invoice.number}, and the payer is {invoice.consumer.name}.",
+            note="Matched by amount and payer.",
             invoice=invoice,
             payment=payment,
         )
-        _resolve_line_exceptions(
-            line, resolution=ExceptionResolution.MATCHED, note="Matched by amount and payer.", actor_label=AUTO, now=now
-        )
-        _set_status(line, BankLineStatus.MATCHED)
-        return "matched"
     if candidates:
         for invoice in candidates:
             _match(
@@ -581,19 +576,14 @@ def _match_outgoing(line: BankStatementLine, now: datetime) -> str:
                 now=now,
                 actor_label=AUTO,
             )
-        _match(
+        return _auto_confirmed(
             line,
             now,
-            status=MatchStatus.CONFIRMED,
             method=MatchMethod.IDENTIFIER,
             explanation=f"Payout {payout_reference(payout)} to {payout.center.name}.",
+            note="Payout paid.",
             payout=payout,
         )
-        _resolve_line_exceptions(
-            line, resolution=ExceptionResolution.MATCHED, note="Payout paid.", actor_label=AUTO, now=now
-        )
-        _set_status(line, BankLineStatus.MATCHED)
-        return "matched"
     if payout is not None:
         detail = _("%(amount)s paid out on %(date)s names payout %(reference)s, which is %(expected)s.") % {
             "amount": _money(-line.amount, line.currency),
@@ -615,17 +605,15 @@ def _match_outgoing(line: BankStatementLine, now: datetime) -> str:
 def _match_recorded(line: BankStatementLine, payment: Payment, now: datetime) -> str:
     """The line is a transfer finance already recorded by hand: tie them, so the invoice is not paid twice."""
     Payment.objects.filter(pk=payment.pk, bank_line__isnull=True).update(bank_line=line, updated_at=now)
-    _match(
+    return _auto_confirmed(
         line,
         now,
-        status=MatchStatus.CONFIRMED,
         method=MatchMethod.IDENTIFIER,
         explanation=f"The transfer recorded by hand on {payment.created_at:%Y-%m-%d} ({payment.reference}).",
+        note="The transfer recorded by hand.",
         payment=payment,
         invoice=payment.invoice,
     )
-    _set_status(line, BankLineStatus.MATCHED)
-    return "matched"
 
 
 def _auto_match(line: BankStatementLine, now: datetime) -> str:
