@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from tests.bench.scenarios import period_close, usage_ingestion
+from tests.bench.scenarios import (
+    booking_contention,
+    catalog_search,
+    mixed_load,
+    period_close,
+    usage_ingestion,
+)
 
-SCENARIOS: dict[str, ModuleType] = {module.NAME: module for module in (usage_ingestion, period_close)}
+SCENARIOS: dict[str, ModuleType] = {
+    module.NAME: module for module in (usage_ingestion, period_close, booking_contention, catalog_search, mixed_load)
+}
