@@ -4,25 +4,28 @@ Unlike every other selector this one takes no acting organization: the catalog i
 (API.md: catalog reads need no scope). The API and the browser catalog page call the same function, so a
 filter means the same thing in both.
 
-Availability uses `peak_devices_expression`, the same sweep the booking service runs under its lock, as a
-correlated subquery: one query answers "who can take N devices over [start, end)" for every offering at once.
+Availability is the sweep the booking service runs under its lock (`selectors.capacity`): for a search, run once
+for every candidate offering (`free_devices_many`, one set-based query) and handed to the count and the page as a
+constant; for one offering, as a correlated subquery (`peak_devices_expression`).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.db.models import DecimalField, ExpressionWrapper, F, IntegerField, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Round
 from django.utils.translation import gettext as _
 
 from accounts.errors import NotFound
 from accounts.selectors import as_uuid
 from marketplace.models import Offering, OfferingStatus
-from marketplace.selectors.capacity import peak_devices_expression
+from marketplace.selectors.capacity import free_devices_many, peak_devices_expression
 
 CATALOG_ORDERINGS = (
     "price_per_device_hour",
@@ -124,9 +127,20 @@ def catalog_offerings(
     if max_pue is not None:
         filters["site__pue__lte"] = max_pue
 
-    queryset = _with_availability(_published().filter(**filters), start, end)
-    if start is not None:
-        queryset = queryset.filter(available_devices__gte=devices or 1)
+    queryset = _published().filter(**filters)
+    if start is None:
+        queryset = _with_availability(queryset, None, None)
+    else:
+        # Availability of every candidate from one set-based sweep, handed to the count and the page as a constant
+        # (a jsonb object looked up per row) instead of a sweep per offering in each of those two queries.
+        free = free_devices_many(queryset, start, end)
+        queryset = queryset.annotate(
+            available_devices=RawSQL(  # noqa: S611 (constant SQL; the figures are one parameter)
+                f'(%s::jsonb ->> "{Offering._meta.db_table}"."id"::text)::integer',
+                [json.dumps({str(pk): value for pk, value in free.items()})],
+                output_field=IntegerField(),
+            )
+        ).filter(available_devices__gte=devices or 1)
 
     descending = ordering.startswith("-")
     key = _ORDER_KEYS[ordering.lstrip("-")]
