@@ -1,0 +1,72 @@
+"""The bench's HTTP scenarios (booking contention, catalog search, mixed load) run end to end at a tiny size, so a
+change that breaks one (a renamed field, a new required parameter, a wrong answer) fails CI instead of the next
+`make bench`. Timings are reported by the scenarios but never asserted: only their correctness checks are.
+
+Each test runs a scenario against a real Daphne process on the test database (committed data: a transactional
+test), with the sizes shrunk to a few seconds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from marketplace.catalog import load_catalog
+from marketplace.models import AcceleratorModel
+from tests.bench import market
+from tests.bench.harness import Bench
+from tests.bench.scenarios import booking_contention, catalog_search, mixed_load
+from tests.worker import test_database_url as database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch) -> Bench:
+    monkeypatch.setattr(market, "_BUILT", {})
+    monkeypatch.setitem(market.SIZES, "small", (30, 600))
+    if not AcceleratorModel.objects.exists():  # a transactional test before this one flushed the seeded chips
+        load_catalog(AcceleratorModel)
+    return Bench(scale="small", seed=7, database_url=database_url(), work_dir=tmp_path, stored=[0])
+
+
+def test_booking_contention_never_oversells_and_counts_every_answer(bench, monkeypatch):
+    monkeypatch.setitem(booking_contention.ATTEMPTS, "small", 160)
+    monkeypatch.setitem(booking_contention.HORIZON_HOURS, "small", 6)
+
+    [result] = booking_contention.run(bench)
+
+    assert result.error is None
+    figures = result.figures
+    # Both phases answered every attempt, and the crowded 6-hour horizon refused some of them.
+    assert figures["api_booked"] + figures["api_rejections"] == 160
+    assert figures["bare_booked"] + figures["bare_rejections"] == 160
+    assert figures["api_rejections"] > 0
+    assert result.checks == {"api_max_peak": 64, "bare_max_peak": 64, "capacity": 64}
+    assert result.ratio > 0
+
+
+def test_catalog_search_answers_as_the_bare_query_does(bench, monkeypatch):
+    monkeypatch.setitem(catalog_search.REQUESTS, "small", 12)
+
+    api, page = catalog_search.run(bench)
+
+    assert api.error is None and page.error is None
+    assert api.checks == {"requests": 12, "answers_differing_from_bare_sql": 0}
+    assert page.checks == {"requests": 12, "errors": 0}
+    assert api.parameters["endpoint"] == "GET /api/v1/catalog"
+    assert set(api.figures["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    assert api.target_is_maximum and api.target == 3.0
+
+
+def test_mixed_load_runs_every_kind_of_request_without_errors(bench, monkeypatch):
+    monkeypatch.setitem(mixed_load.SECONDS, "small", 2)
+
+    one, two = mixed_load.run(bench)
+
+    for result in (one, two):
+        assert result.error is None, result.checks
+        assert result.figures["errors"] == 0
+        assert result.ratio == 0.0
+        assert result.figures["usage_records_accepted"] % mixed_load.RECORDS_PER_BATCH == 0
+    assert (one.parameters["web_processes"], two.parameters["web_processes"]) == (1, 2)
+    assert "throughput_vs_one_process" in two.figures
