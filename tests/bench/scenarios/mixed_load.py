@@ -270,9 +270,14 @@ def _measure(bench: Bench, world: World, processes: int, seconds: float, result:
             return loop
 
         pid = servers[0].pid
-        with cpu_seconds(bench, pid if processes == 1 else None) as cpu, bench.profiled(pid, f"{NAME}-{processes}p"):
+        with ExitStack() as measuring:
+            # One CPU account per web process (each also counts PostgreSQL and the machine: read from the first).
+            usages = [measuring.enter_context(cpu_seconds(bench, server.pid)) for server in servers]
+            measuring.enter_context(bench.profiled(pid, f"{NAME}-{processes}p"))
             deadline_box.append(time.perf_counter() + seconds)
             elapsed, crashed = run_threads([worker(plan) for plan in plans])
+        cpu = usages[0]
+        web_cpu = None if any(usage.server is None for usage in usages) else sum(usage.server for usage in usages)
         for _number, *clients, _rng in plans:
             for client in clients:
                 client.close()
@@ -297,7 +302,17 @@ def _measure(bench: Bench, world: World, processes: int, seconds: float, result:
             if latencies[kind]
         },
         "usage_records_accepted": outcomes["usage_ok"] * RECORDS_PER_BATCH,
-        "cpu_seconds": {part: None if value is None else round(value, 1) for part, value in vars(cpu).items()},
+        # Where the cores went: every web process together, PostgreSQL, the bench's clients, the whole machine.
+        "cpu_seconds": {
+            "web": None if web_cpu is None else round(web_cpu, 1),
+            "postgres": None if cpu.postgres is None else round(cpu.postgres, 1),
+            "bench": None if cpu.bench is None else round(cpu.bench, 1),
+            "machine": None if cpu.machine is None else round(cpu.machine, 1),
+        },
+        "cpu_ms_per_request": {
+            "web": None if web_cpu is None or not requests else round(web_cpu * 1000 / requests, 1),
+            "postgres": None if cpu.postgres is None or not requests else round(cpu.postgres * 1000 / requests, 1),
+        },
     }
     result.checks = {"errors": failed, "error_samples": errors}
     result.ratio = round(failed / requests, 4) if requests else None
