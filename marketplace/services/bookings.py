@@ -25,6 +25,7 @@ from accounts.actor import Actor
 from accounts.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from accounts.models import Organization
 from accounts.selectors import as_uuid
+from accounts.services import audit_record
 from marketplace.models import (
     BOOKING_TRANSITIONS,
     HOLDING_STATUSES,
@@ -382,6 +383,24 @@ def booking_create(
             approval_expires_at=_approval_deadline(start, now) if status == BookingStatus.PENDING_APPROVAL else None,
         )
         _record_event(booking, from_status="", to_status=status, at=now, actor_label=actor.label, reason="")
+        # A booking commits the consumer to its minimum commitment (and a late cancellation fee): audited.
+        audit_record(
+            action="booking.created",
+            organization=consumer,
+            actor=actor,
+            target=booking,
+            after={
+                "offering": str(offering.pk),
+                "devices": window.devices,
+                "start": rfc3339(start),
+                "end": rfc3339(end),
+                "unit_price": str(price),
+                "currency": currency,
+                "min_commit_fraction": str(booking.min_commit_fraction),
+                "status": status,
+            },
+            now=now,
+        )
         notify_booking(booking)
     logger.info("booking.created", extra={"booking": str(booking.pk), "status": status})
     return booking
@@ -400,10 +419,13 @@ def booking_transition(
     actor_label: str = "",
     reason: str = "",
     only_from: frozenset[str] | None = None,
+    actor: Actor | None = None,
 ) -> Booking:
     """The one way a booking changes status: checked against BOOKING_TRANSITIONS, with a history row.
 
-    `only_from` narrows the moves allowed for this call (a periodic task completing only active bookings).
+    `only_from` narrows the moves allowed for this call (a periodic task completing only active bookings). A move
+    made by a person or a token (`actor`: cancel, approve, reject) is also audited in the actor's organization;
+    the clock's moves are the history rows' "system".
     """
     with transaction.atomic():
         booking = Booking.objects.select_for_update().select_related("offering").filter(pk=as_uuid(booking_id)).first()
@@ -437,6 +459,16 @@ def booking_transition(
             actor_label=actor_label,
             reason=reason,
         )
+        if actor is not None:
+            audit_record(
+                action=f"booking.{to_status}",
+                organization=actor.organization,
+                actor=actor,
+                target=booking,
+                before={"status": from_status},
+                after={"status": to_status, "reason": reason},
+                now=now,
+            )
         notify_booking(booking)
     logger.info("booking.moved", extra={"booking": str(booking.pk), "from": from_status, "to": to_status})
     return booking
@@ -473,6 +505,7 @@ def booking_cancel(*, actor: Actor, booking_id: Any, now: datetime | None = None
         now=now,
         actor_label=actor.label,
         reason=reason or "cancelled by the consumer",
+        actor=actor,
     )
 
 
@@ -506,6 +539,7 @@ def booking_approve(*, actor: Actor, booking_id: Any, now: datetime | None = Non
         now=now,
         actor_label=actor.label,
         reason="approved by the center",
+        actor=actor,
         only_from=frozenset({BookingStatus.PENDING_APPROVAL}),
     )
 
@@ -519,6 +553,7 @@ def booking_reject(*, actor: Actor, booking_id: Any, reason: str = "", now: date
         now=now,
         actor_label=actor.label,
         reason=reason or "rejected by the center",
+        actor=actor,
     )
 
 
