@@ -25,7 +25,8 @@ from django.db.models import F, Min, Sum
 from django.utils.translation import gettext as _
 
 from accounts.errors import RuleViolation
-from accounts.models import Organization
+from accounts.models import Organization, OrganizationKind
+from accounts.services import audit_record
 from billing.gate import usage_gate_cutoff
 from billing.models import (
     AccountRole,
@@ -136,6 +137,23 @@ def period_close(*, start: datetime, now: datetime, actor_label: str = "system")
         if period.status == PeriodStatus.CLOSED:
             return CloseResult(period=period, already_closed=True)
         result = _close_locked(period, now, actor_label)
+        # The close issues every invoice and statement of the month: audited under the operator, with no person
+        # behind it ("system" for the beat, or the label of the finance clerk whose request the worker runs).
+        audit_record(
+            action="period.closed",
+            organization=Organization.objects.filter(kind=OrganizationKind.OPERATOR).order_by("created_at").first(),
+            actor_label=actor_label,
+            target=period,
+            before={"status": PeriodStatus.OPEN},
+            after={
+                "period": period.label,
+                "invoices": result.invoices,
+                "statements": result.statements,
+                "claims": result.claims,
+                "totals": result.totals,
+            },
+            now=now,
+        )
     logger.info(
         "period.closed",
         extra={"period": period.label, "invoices": result.invoices, "statements": result.statements},
