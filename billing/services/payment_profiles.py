@@ -100,10 +100,11 @@ def card_setup_start(*, actor: Actor) -> str:
     return intent.client_secret
 
 
-def card_setup_succeeded(*, setup_intent: Any, now: datetime) -> PaymentProfile | None:
+def card_setup_succeeded(*, setup_intent: Any, now: datetime, actor: Actor | None = None) -> PaymentProfile | None:
     """Record the card a succeeded SetupIntent saved as the consumer's default payment method (the webhook and the
     page both call this; the same SetupIntent twice changes nothing). A SetupIntent of no customer of ours, or
-    not succeeded, is ignored."""
+    not succeeded, is ignored. The audit names the person when the page's check (`actor`) records it, else
+    "stripe"."""
     data = setup_intent if isinstance(setup_intent, dict) else setup_intent.to_dict()
     customer_id = gateway.id_of(data.get("customer"))
     method = gateway.id_of(data.get("payment_method"))
@@ -129,7 +130,8 @@ def card_setup_succeeded(*, setup_intent: Any, now: datetime) -> PaymentProfile 
         audit_record(
             action="payment_profile.card_saved",
             organization=profile.organization,
-            actor_label="stripe",
+            actor=actor,
+            actor_label="" if actor is not None else "stripe",
             target=profile,
             before={"default_payment_method": before},
             after={"default_payment_method": method},
@@ -147,7 +149,7 @@ def card_setup_check(*, actor: Actor, setup_intent_id: str, now: datetime) -> Pa
     profile = profile_of(actor.organization)
     if not profile.stripe_customer_id or gateway.id_of(intent.get("customer")) != profile.stripe_customer_id:
         raise InvalidInput(_("That card setup is not yours."), code="invalid_setup_intent")
-    return card_setup_succeeded(setup_intent=intent, now=now)
+    return card_setup_succeeded(setup_intent=intent, now=now, actor=actor)
 
 
 def autopay_set(*, actor: Actor, enabled: bool, now: datetime) -> PaymentProfile:
