@@ -172,7 +172,15 @@ def invoice_release(*, actor: Actor, invoice_id: Any, now: datetime) -> Invoice:
             return invoice
         invoice.held = False
         invoice.save(update_fields=["held"])
-        audit_record(action="invoice.released", organization=actor.organization, actor=actor, target=invoice, now=now)
+        audit_record(
+            action="invoice.released",
+            organization=actor.organization,
+            actor=actor,
+            target=invoice,
+            before={"held": True, "hold_reason": invoice.hold_reason},
+            after={"held": False},
+            now=now,
+        )
     return invoice
 
 
