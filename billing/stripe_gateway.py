@@ -53,6 +53,11 @@ class StripeRequestFailed(DomainError):
     default_code = "stripe_error"
 
 
+# None: the SDK's own HTTP client (requests). The fault-injection tests put a `stripe.HTTPClient` here that fails
+# requests with timeouts and server errors (the one layer that is swapped, as in billing/stripe_api.py).
+HTTP_CLIENT: stripe.HTTPClient | None = None
+
+
 def enabled() -> bool:
     return bool(settings.STRIPE_ENABLED and settings.STRIPE_SECRET_KEY)
 
@@ -68,7 +73,7 @@ def client() -> stripe.StripeClient:
         # The SDK retries connection errors itself, reusing our idempotency key, so a retry never charges twice.
         max_network_retries=2,
         # A hung socket must not hold a page or a task for the SDK's default 80 s per attempt.
-        http_client=stripe.RequestsClient(timeout=REQUEST_TIMEOUT_SECONDS),
+        http_client=HTTP_CLIENT or stripe.RequestsClient(timeout=REQUEST_TIMEOUT_SECONDS),
     )
 
 
