@@ -2,21 +2,116 @@
 
 Secrets never appear here: tokens and invitations show only their hashes. Tokens and invitations cannot be added
 here either, because their secret must reach someone (shown once, or e-mailed), which only the services do. The
-audit log is read-only.
+audit log is read-only, and every change staff make here (an organization's credit limit, verification or related
+parties, a membership's role, a person's staff flags, a revoked token or invitation) is written to it, like the
+same change made through the services.
 """
 
 from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Organization, User
+from accounts.actor import client_ip
+from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Organization, OrganizationKind, User
+from accounts.services import audit_record
+
+
+def _plain(value: Any) -> Any:
+    """A form value as JSON: objects by their primary key, many-to-many selections as a sorted list."""
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    if isinstance(value, models.QuerySet | list | tuple | set):
+        return sorted(_plain(item) for item in value)
+    if isinstance(value, Decimal | date | datetime):
+        return str(value)
+    return value
+
+
+def _changes(form) -> tuple[dict | None, dict]:
+    """(before, after) of the fields a staff form changed; before is None for a new object."""
+    fields = [name for name in form.changed_data if name not in ("password", "password1", "password2")]
+    before = {name: _plain(form.initial.get(name)) for name in fields} if form.instance._state.adding is False else None
+    return before, {name: _plain(form.cleaned_data.get(name)) for name in fields}
+
+
+def _operator() -> Organization | None:
+    return Organization.objects.filter(kind=OrganizationKind.OPERATOR).order_by("created_at").first()
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Writes an audit event for every add, change and delete staff make, in the admin's own transaction (Django
+    runs the change form in one), including the rows of membership inlines."""
+
+    audit_name = ""
+
+    def audit_organization(self, obj) -> Organization | None:
+        return getattr(obj, "organization", None)
+
+    def _audit(self, request, action: str, obj, before: dict | None, after: dict | None) -> None:
+        audit_record(
+            action=action,
+            organization=self.audit_organization(obj),
+            user=request.user,
+            target=obj,
+            before=before,
+            after=after,
+            ip_address=client_ip(request),
+        )
+
+    def save_model(self, request, obj, form, change) -> None:
+        before, after = _changes(form)
+        super().save_model(request, obj, form, change)
+        if after or not change:
+            self._audit(
+                request, f"{self.audit_name}.{'staff_changed' if change else 'staff_added'}", obj, before, after
+            )
+
+    def delete_model(self, request, obj) -> None:
+        self._audit(request, f"{self.audit_name}.staff_deleted", obj, {"object": str(obj)}, None)
+        super().delete_model(request, obj)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        deleted = [
+            (f.instance, {"membership": str(f.instance.pk), "user": str(f.instance.user_id), "role": f.instance.role})
+            for f in formset.deleted_forms
+        ]
+        changed = [(f, *_changes(f)) for f in formset.forms if f.has_changed() and f not in formset.deleted_forms]
+        super().save_formset(request, form, formset, change)
+        for membership, before in deleted:
+            audit_record(
+                action="membership.staff_deleted",
+                organization=membership.organization,
+                user=request.user,
+                target=membership,
+                before=before,
+                ip_address=client_ip(request),
+            )
+        for inline_form, before, after in changed:
+            membership = inline_form.instance
+            audit_record(
+                action="membership.staff_changed" if before is not None else "membership.staff_added",
+                organization=membership.organization,
+                user=request.user,
+                target=membership,
+                before=before,
+                after={**after, "user": str(membership.user_id), "role": membership.role},
+                ip_address=client_ip(request),
+            )
 
 
 def _login_through_accounts(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
@@ -69,7 +164,13 @@ class MembershipOfUserInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedAdmin, DjangoUserAdmin):
+    audit_name = "user"
+
+    def audit_organization(self, obj) -> Organization | None:
+        # Staff and superuser flags are the platform's own permissions: recorded under the operator.
+        return _operator()
+
     form = UserEditForm
     add_form = UserCreationForm
     fieldsets = (
@@ -106,7 +207,12 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin):
+    audit_name = "organization"
+
+    def audit_organization(self, obj) -> Organization | None:
+        return obj
+
     list_display = ("name", "kind", "slug", "verified", "billing_currency", "credit_limit", "created_at")
     list_filter = ("kind", "verified", "billing_currency")
     search_fields = ("name", "slug", "legal_name", "tax_id")
@@ -122,7 +228,8 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
+    audit_name = "membership"
     list_display = ("user", "organization", "role", "created_at")
     list_filter = ("role", "organization__kind")
     search_fields = ("user__email", "user__name", "organization__name")
@@ -130,7 +237,8 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(AuditedAdmin):
+    audit_name = "invitation"
     list_display = ("email", "organization", "role", "created_at", "expires_at", "accepted_at", "revoked_at")
     list_filter = ("role",)
     search_fields = ("email", "organization__name")
@@ -153,7 +261,8 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedAdmin):
+    audit_name = "api_token"
     list_display = (
         "name",
         "organization",
