@@ -1109,3 +1109,98 @@ def test_the_service_writes_an_audit_event(name, settings, tmp_path, request):
         and (e.before is not None or e.after is not None)
     ]
     assert complete, [(e.action, e.organization_id, e.actor_id, e.actor_label, e.before, e.after) for e in events]
+
+
+# --- the admin: the other door through which staff change credit and permissions ---------------------------------
+
+
+@pytest.fixture
+def staff(db):
+    from django.test import Client
+
+    user = UserFactory(email="root@platform.test", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def staff_events(action: str) -> list[tuple]:
+    return [
+        (e.organization_id, e.actor.email if e.actor else None, e.before, e.after)
+        for e in AuditEvent.objects.filter(action=action).select_related("actor").order_by("id")
+    ]
+
+
+@pytest.mark.django_db
+def test_staff_raising_a_credit_limit_and_a_role_in_the_admin_are_audited(staff):
+    user, client = staff
+    org = consumer_org()
+    membership = MembershipFactory(organization=org, role=Role.MEMBER)
+
+    response = client.post(
+        f"/admin/accounts/organization/{org.pk}/change/",
+        {
+            "kind": org.kind,
+            "name": org.name,
+            "slug": org.slug,
+            "legal_name": "",
+            "tax_id": "",
+            "region": "",
+            "verified": "on",
+            "billing_currency": "CNY",
+            "credit_limit": "50000.00",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "1",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
+            "memberships-0-id": str(membership.pk),
+            "memberships-0-organization": str(org.pk),
+            "memberships-0-user": str(membership.user_id),
+            "memberships-0-role": Role.ADMIN,
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert staff_events("organization.staff_changed") == [
+        (org.pk, user.email, {"verified": False, "credit_limit": None}, {"verified": True, "credit_limit": "50000.00"})
+    ]
+    assert staff_events("membership.staff_changed") == [
+        (
+            org.pk,
+            user.email,
+            {"role": Role.MEMBER},
+            {"role": Role.ADMIN, "user": str(membership.user_id)},
+        )
+    ]
+
+
+@pytest.mark.django_db
+def test_staff_changing_a_membership_or_making_someone_staff_in_the_admin_are_audited(staff):
+    user, client = staff
+    operator = finance_clerk().organization
+    org = consumer_org()
+    membership = MembershipFactory(organization=org, role=Role.VIEWER)
+    person_ = UserFactory(email="pat@blueheron.test", name="Pat")
+
+    changed = client.post(
+        f"/admin/accounts/membership/{membership.pk}/change/",
+        {"user": str(membership.user_id), "organization": str(org.pk), "role": Role.OWNER},
+    )
+    promoted = client.post(
+        f"/admin/accounts/user/{person_.pk}/change/",
+        {
+            "email": person_.email,
+            "name": person_.name,
+            "preferred_language": person_.preferred_language,
+            "is_active": "on",
+            "is_staff": "on",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert (changed.status_code, promoted.status_code) == (302, 302)
+    assert staff_events("membership.staff_changed") == [
+        (org.pk, user.email, {"role": Role.VIEWER}, {"role": Role.OWNER})
+    ]
+    assert staff_events("user.staff_changed") == [(operator.pk, user.email, {"is_staff": False}, {"is_staff": True})]
