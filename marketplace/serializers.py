@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -430,7 +429,7 @@ class CatalogOfferingSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_available_devices(self, obj: Offering) -> int | None:
         value = getattr(obj, "available_devices", None)
         return None if value is None else int(value)
