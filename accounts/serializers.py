@@ -177,7 +177,12 @@ class ApiTokenSerializer(_StatusAtNowMixin, serializers.ModelSerializer):
 
     status = serializers.SerializerMethodField(help_text="One of `active`, `revoked`, `expired`.")
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="email",
+        read_only=True,
+        allow_null=True,
+        help_text="Who created it; null for tokens issued from the command line or whose creator was deleted.",
+    )
 
     class Meta:
         model = ApiToken
