@@ -10,7 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from accounts.actor import Actor
-from accounts.errors import InvalidInput
+from accounts.errors import InvalidInput, NotFound
 from accounts.selectors import as_uuid
 from billing.models import (
     Invoice,
@@ -41,7 +41,15 @@ def payment_list(actor: Actor, *, status: str | None = None, invoice_id: str | N
             )
         queryset = queryset.filter(status=status)
     if invoice_id:
-        queryset = queryset.filter(invoice_id=as_uuid(invoice_id))
+        try:
+            invoice_uuid = as_uuid(invoice_id)
+        except NotFound as exc:
+            # A filter is input, not a path: a malformed one is a 400 (the list itself exists), never a 404.
+            raise InvalidInput(
+                _("“%(v)s” is not an invoice id.") % {"v": invoice_id},
+                errors={"invoice": [_("Must be a UUID.")]},
+            ) from exc
+        queryset = queryset.filter(invoice_id=invoice_uuid)
     return queryset.order_by("-created_at", "-pk")
 
 
