@@ -33,7 +33,7 @@ def invoice_pay_card(request: HttpRequest, invoice: Invoice) -> JsonResponse:
             status=403,
         )
     try:
-        card = invoice_payment_intent(invoice=invoice, now=timezone.now())
+        card = invoice_payment_intent(invoice=invoice, now=timezone.now(), actor=request.actor)
     except DomainError as error:
         return JsonResponse(error.as_dict(), status=error.status_code)
     return JsonResponse(

@@ -20,8 +20,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from accounts.actor import Actor
 from accounts.errors import Conflict
 from accounts.models import Organization
+from accounts.services import audit_record
 from billing import stripe_gateway as gateway
 from billing.models import (
     CreditNote,
@@ -175,10 +177,11 @@ def _payable(invoice: Invoice) -> Decimal:
     return outstanding
 
 
-def invoice_payment_intent(*, invoice: Invoice, now: datetime) -> CardPayment:
+def invoice_payment_intent(*, invoice: Invoice, now: datetime, actor: Actor | None = None) -> CardPayment:
     """The PaymentIntent the consumer pays `invoice` with in the browser, for what is still outstanding: the one
     created earlier while it can still be paid and is for that amount, else a new one (idempotency key from the
-    invoice and its attempt number, so a double click creates one). `invoice` comes from a scoped selector."""
+    invoice and its attempt number, so a double click creates one). `invoice` comes from a scoped selector. A new
+    one is audited as the person (`actor`) who started paying; the money itself is booked when Stripe reports it."""
     if not gateway.enabled():
         raise gateway.StripeDisabled(_("Card payments are not enabled on this platform; pay by bank transfer."))
     outstanding = _payable(invoice)
@@ -212,15 +215,30 @@ def invoice_payment_intent(*, invoice: Invoice, now: datetime) -> CardPayment:
         metadata=_metadata(invoice, INVOICE_PAGE),
         idempotency_key=f"invoice-{invoice.pk}-pi-{attempt}",
     )
-    payment = intent_payment(
-        consumer=invoice.consumer,
-        payment_intent_id=intent.id,
-        amount=outstanding,
-        currency=invoice.currency,
-        invoice=invoice,
-        now=now,
-        recorded_by=INVOICE_PAGE,
-    )
+    with transaction.atomic():
+        payment = intent_payment(
+            consumer=invoice.consumer,
+            payment_intent_id=intent.id,
+            amount=outstanding,
+            currency=invoice.currency,
+            invoice=invoice,
+            now=now,
+            recorded_by=INVOICE_PAGE,
+        )
+        audit_record(
+            action="payment.card_started",
+            organization=invoice.consumer,
+            actor=actor,
+            actor_label="" if actor is not None else INVOICE_PAGE,
+            target=payment,
+            after={
+                "invoice": invoice.number,
+                "amount": str(outstanding),
+                "currency": invoice.currency,
+                "payment_intent": intent.id,
+            },
+            now=now,
+        )
     logger.info("stripe.payment_intent_created", extra={"invoice": str(invoice.pk), "payment_intent": intent.id})
     return CardPayment(payment, intent.id, intent.client_secret, outstanding, invoice.currency)
 
