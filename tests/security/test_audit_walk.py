@@ -267,9 +267,9 @@ REGISTRY: dict[str, str] = {
     f"{B}.stripe_payments:customer_ensure": STEP,
     f"{B}.stripe_payments:intent_payment": STEP,
     f"{B}.stripe_payments:intent_settle": STEP,
-    # Asks Stripe for a PaymentIntent and stores a pending payment: no money moves until Stripe reports it
-    # (payment_succeeded, recorded from the StripeEvent inbox and journalled under payment:<id>).
-    f"{B}.stripe_payments:invoice_payment_intent": NEITHER,
+    # The consumer starts paying by card (audited); the money is booked when Stripe reports it (payment_succeeded,
+    # from the StripeEvent inbox, journalled under payment:<id>).
+    f"{B}.stripe_payments:invoice_payment_intent": MONEY,
     f"{B}.stripe_payments:invoice_autopay": SYSTEM,  # after finalization, the worker charges the saved card
     f"{B}.stripe_payments:refund_send": SYSTEM,  # the worker sends a refund finance decided (audited there)
     f"{B}.stripe_payments:credit_note_refund": SYSTEM,
@@ -1035,6 +1035,15 @@ def _card_setup_check(stripe):
     setup_id = card_setup_start(actor=finance).split("_secret_")[0]
     stripe.client.v1.setup_intents.confirm(setup_id, {"payment_method": stripe.card("4242424242424242")})
     return org, lambda: card_setup_check(actor=finance, setup_intent_id=setup_id, now=NOW)
+
+
+@scenario(f"{B}.stripe_payments:invoice_payment_intent", needs=("localstripe",))
+def _invoice_payment_intent(_stripe):
+    from billing.services.stripe_payments import invoice_payment_intent
+
+    invoice, _center, consumer = october_invoice()
+    finance = person(consumer, Role.FINANCE)
+    return consumer, lambda: invoice_payment_intent(invoice=invoice, now=NOW, actor=finance)
 
 
 # --- the walk -------------------------------------------------------------------------------------------------
