@@ -1213,3 +1213,32 @@ def test_staff_changing_a_membership_or_making_someone_staff_in_the_admin_are_au
         (org.pk, user.email, {"role": Role.VIEWER}, {"role": Role.OWNER})
     ]
     assert staff_events("user.staff_changed") == [(operator.pk, user.email, {"is_staff": False}, {"is_staff": True})]
+
+
+@pytest.mark.django_db
+def test_an_api_token_s_action_is_audited_as_that_token():
+    from accounts.models import ApiToken, Scope
+    from accounts.services import api_token_issue
+    from marketplace.services.bookings import booking_create
+
+    _center, offering, consumer, now = _future_market()
+    token = api_token_issue(organization=consumer, name="scheduler", scopes=[Scope.BOOKING]).token
+    actor = Actor.for_token(ApiToken.objects.get(pk=token.pk))
+
+    booking = booking_create(
+        actor=actor,
+        offering_id=offering.pk,
+        devices=2,
+        start=at("2026-10-05 00:00"),
+        end=at("2026-10-05 04:00"),
+        now=now,
+    )
+
+    event = AuditEvent.objects.get(action="booking.created")
+    assert (event.organization_id, event.actor_id, event.actor_token_id, event.actor_label) == (
+        consumer.pk,
+        None,
+        token.pk,
+        f"token:{token.prefix}",
+    )
+    assert (event.target_type, event.target_id, event.after["devices"]) == ("Booking", str(booking.pk), 2)
