@@ -165,6 +165,38 @@ class OrganizationRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": actor.organization.pk}
 
 
+class TokenScopeRateThrottle(SimpleRateThrottle):
+    """A request budget per credential on the machine APIs: the view's `required_scope` names the rate
+    (`agent`, `inventory` in DEFAULT_THROTTLE_RATES), counted per API token, or per person for a browser session.
+
+    One runaway agent or sync script then hits its own limit long before it eats its organization's budget
+    (OrganizationRateThrottle) and starves the organization's other agents. Views of other scopes are not
+    counted here.
+    """
+
+    THROTTLED_SCOPES = frozenset({"agent", "inventory"})
+
+    def __init__(self) -> None:
+        # The rate depends on the view: it is read in allow_request, like DRF's ScopedRateThrottle does.
+        pass
+
+    def allow_request(self, request, view) -> bool:
+        scope = getattr(view, "required_scope", None)
+        if scope not in self.THROTTLED_SCOPES:
+            return True
+        self.scope = str(scope)
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view) -> str | None:
+        actor = request.auth
+        if not isinstance(actor, Actor):
+            return None
+        ident = f"token:{actor.token.pk}" if actor.token is not None else f"user:{actor.user.pk}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
 # --- idempotency keys -----------------------------------------------------------------------------------------
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

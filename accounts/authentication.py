@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
 
+from accounts import ratelimit
 from accounts.actor import Actor, client_ip
 from accounts.models import ApiToken, Membership
 from accounts.secrets import hash_secret
@@ -43,18 +44,31 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 _("Malformed Authorization header: expected “Bearer <token>”."), code="invalid_token"
             )
+        # An address that keeps presenting wrong tokens is refused before any lookup, valid token or not: a
+        # throttle that still told a hit from a miss would not slow the guessing down (accounts.ratelimit).
+        ip_address = client_ip(request)
+        wait = ratelimit.token_locked_for(ip_address=ip_address)
+        if wait:
+            raise exceptions.Throttled(wait=wait, detail=_("Too many invalid API tokens from this address."))
         token = ApiToken.objects.select_related("organization").filter(token_hash=hash_secret(parts[1])).first()
         now = timezone.now()
         if token is None:
+            self._failed(ip_address)
             raise exceptions.AuthenticationFailed(_("Invalid API token."), code="invalid_token")
         if token.revoked_at is not None:
+            self._failed(ip_address)
             raise exceptions.AuthenticationFailed(_("This API token has been revoked."), code="token_revoked")
         if token.expires_at is not None and token.expires_at <= now:
+            self._failed(ip_address)
             raise exceptions.AuthenticationFailed(_("This API token has expired."), code="token_expired")
         from accounts.services import api_token_touch
 
         api_token_touch(token=token, now=now)
-        return TokenUser(token), Actor.for_token(token, ip_address=client_ip(request))
+        return TokenUser(token), Actor.for_token(token, ip_address=ip_address)
+
+    @staticmethod
+    def _failed(ip_address: str | None) -> None:
+        ratelimit.token_failed(ip_address=ip_address)
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) when credentials are missing or wrong.

@@ -26,12 +26,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
-from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
-from accounts import selectors, services
+from accounts import ratelimit, selectors, services
 from accounts.actor import Actor, client_ip
 from accounts.authentication import SESSION_ORG_KEY
 from accounts.errors import DomainError, NotFound
@@ -201,16 +201,43 @@ class LoginView(auth_views.LoginView):
     authentication_form = EmailAuthenticationForm
     redirect_authenticated_user = True
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # A locked account or address is refused before its password is even checked: a lock that still
+        # answered "right" or "wrong" would leave guessing as fast as before (accounts.ratelimit).
+        typed = (request.POST.get("username") or "").strip()
+        wait = ratelimit.login_locked_for(email=typed, ip_address=client_ip(request))
+        if wait:
+            return self._locked(typed, wait)
+        return super().post(request, *args, **kwargs)
+
+    def _locked(self, typed: str, wait: int) -> HttpResponse:
+        minutes = max(1, -(-wait // 60))
+        form = self.get_form_class()(self.request, initial={"username": typed})
+        context = self.get_context_data(form=form)
+        context["lockout_message"] = ngettext(
+            "Too many failed logins. Try again in %(minutes)s minute.",
+            "Too many failed logins. Try again in %(minutes)s minutes.",
+            minutes,
+        ) % {"minutes": minutes}
+        response = self.render_to_response(context, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+
     def form_valid(self, form: EmailAuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)
         user = form.get_user()
+        ratelimit.login_succeeded(email=form.data.get("username"))
         services.audit_login(user=user, ip_address=client_ip(self.request))
         return set_language_cookie(response, user.preferred_language)
 
     def form_invalid(self, form: EmailAuthenticationForm) -> HttpResponse:
         typed = (form.data.get("username") or "").strip()
         if typed:  # an empty submission is a slip, not an attempt on an account
-            services.audit_failed_login(email=typed, ip_address=client_ip(self.request))
+            ip_address = client_ip(self.request)
+            services.audit_failed_login(email=typed, ip_address=ip_address)
+            if ratelimit.login_failed(email=typed, ip_address=ip_address):
+                ratelimit.audit_login_locked(email=typed, ip_address=ip_address)
+                return self._locked(typed, ratelimit.login_locked_for(email=typed, ip_address=ip_address))
         return super().form_invalid(form)
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from marketplace.money import is_supported_currency, round_money
 
@@ -138,15 +139,33 @@ class ParsedFile:
         return sum((-line.amount for line in self.lines if line.amount < 0), Decimal(0))
 
 
+# What a file's first bytes say it is, whatever its name: GB 18030 decodes almost any bytes, so a workbook or a
+# PDF renamed .csv would otherwise be "read" as text and refused line by line with meaningless problems.
+BINARY_SIGNATURES = (
+    (b"PK\x03\x04", gettext_lazy("an Excel workbook (.xlsx) or another ZIP archive")),
+    (b"\xd0\xcf\x11\xe0", gettext_lazy("an old Excel workbook (.xls)")),
+    (b"%PDF-", gettext_lazy("a PDF document")),
+    (b"\x89PNG", gettext_lazy("a PNG image")),
+    (b"\xff\xd8\xff", gettext_lazy("a JPEG image")),
+)
+
+
 def bank_file_text(content: bytes) -> str:
     """The file's text: UTF-8 with or without a byte order mark; GB 18030 as Chinese banks' exports often are."""
     if len(content) > MAX_BYTES:
         raise BankFileError([(0, _("The file is larger than %(mb)s MB.") % {"mb": MAX_BYTES // (1024 * 1024)})])
+    for signature, kind in BINARY_SIGNATURES:
+        if content.startswith(signature):
+            problem = _("The file is not CSV text but %(kind)s: export the statement from your bank as CSV.")
+            raise BankFileError([(0, problem % {"kind": kind})])
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return content.decode(encoding)
+            text = content.decode(encoding)
         except UnicodeDecodeError:
             continue
+        if "\x00" in text:  # both encodings decode NUL bytes, which no CSV export contains
+            raise BankFileError([(0, _("The file is not CSV text: it contains binary data."))])
+        return text
     raise BankFileError([(0, _("The file is neither UTF-8 nor GB 18030 text."))])
 
 

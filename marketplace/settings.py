@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "marketplace.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -297,10 +298,16 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "accounts.api_support.OrganizationRateThrottle",
+        "accounts.api_support.TokenScopeRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "120/min"),
         "organization": env_str("API_THROTTLE_ORGANIZATION", "6000/min"),
+        # Per token (or per person) on the agent and inventory APIs, so that one runaway agent or script takes at
+        # most half its organization's budget. An agent heartbeats, polls and uploads a few times a minute; the
+        # agent rate leaves room for catching up after an outage at full speed (25 batches/s, docs/performance.md).
+        "agent": env_str("API_THROTTLE_AGENT", "3000/min"),
+        "inventory": env_str("API_THROTTLE_INVENTORY", "600/min"),
     },
     "EXCEPTION_HANDLER": "accounts.api_support.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -332,6 +339,27 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Guessing passwords: this many failed logins for one account, or from one address, within the window lock
+# further attempts for the lockout (accounts.ratelimit). Counters live in the cache (Redis in production).
+LOGIN_FAILURE_LIMIT_PER_ACCOUNT = env_int("LOGIN_FAILURE_LIMIT_PER_ACCOUNT", 5)
+LOGIN_FAILURE_LIMIT_PER_IP = env_int("LOGIN_FAILURE_LIMIT_PER_IP", 20)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+# Guessing API tokens: this many invalid, revoked or expired bearer tokens from one address lock it out.
+API_AUTH_FAILURE_LIMIT = env_int("API_AUTH_FAILURE_LIMIT", 20)
+API_AUTH_FAILURE_WINDOW_SECONDS = env_int("API_AUTH_FAILURE_WINDOW_SECONDS", 5 * 60)
+API_AUTH_LOCKOUT_SECONDS = env_int("API_AUTH_LOCKOUT_SECONDS", 5 * 60)
+for _name in (
+    "LOGIN_FAILURE_LIMIT_PER_ACCOUNT",
+    "LOGIN_FAILURE_LIMIT_PER_IP",
+    "LOGIN_FAILURE_WINDOW_SECONDS",
+    "LOGIN_LOCKOUT_SECONDS",
+    "API_AUTH_FAILURE_LIMIT",
+    "API_AUTH_FAILURE_WINDOW_SECONDS",
+    "API_AUTH_LOCKOUT_SECONDS",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, got {globals()[_name]}")
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
