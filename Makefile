@@ -74,6 +74,11 @@ messages: $(STAMP) ## Update and compile the Simplified Chinese catalog
 	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=.data --ignore=static --ignore=tests
 	$(BIN)/python manage.py compilemessages -l zh_Hans --ignore=.venv --ignore=.data
 
+FUZZ_EXAMPLES ?= 100
+.PHONY: fuzz
+fuzz: $(STAMP) ## API fuzzing (schemathesis, every operation as every caller) deeper than CI: FUZZ_EXAMPLES per operation (100); FUZZ_SEED=n for a new random walk
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider --timeout=7200 tests/fuzz $(PYTEST_ARGS)
+
 SCALE ?= default
 BENCH_ARGS ?=
 .PHONY: bench
