@@ -324,3 +324,25 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.booking_id}: {self.state}"
+
+
+class OutboxMessage(models.Model):
+    """A task owed to Celery, written in the same transaction as the change that owes it (the transactional outbox):
+    if the change commits, the row does too, so a broker that is down at that moment delays the task but never
+    loses it. Published right after the commit; the relay (a beat task) publishes again what is still unsent."""
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    kwargs = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(sent_at__isnull=True), name="outbox_unsent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)}"

@@ -10,6 +10,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from marketplace.outbox import enqueue_on_commit
+
 logger = logging.getLogger(__name__)
 
 
@@ -57,4 +59,4 @@ def notify_booking(booking) -> None:
     }
     send_to_organizations([booking.consumer_id, booking.offering.center_id], event)
     booking_id, status = str(booking.pk), booking.status
-    transaction.on_commit(lambda: booking_status_email.delay(booking_id, status))
+    enqueue_on_commit(booking_status_email, booking_id, status)

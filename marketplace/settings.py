@@ -167,6 +167,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "bookings-advance": {"task": "marketplace.bookings_advance", "schedule": 60.0},
+    # Tasks whose publish after commit failed (Redis was down) are sent from the outbox (marketplace/outbox.py).
+    "outbox-relay": {"task": "marketplace.outbox_relay", "schedule": 30.0},
     # Each run closes whatever has become due (a month that ended the grace ago) and finalizes invoices whose
     # review window passed: hourly is enough, and a missed run is caught up by the next.
     "billing-periods-close": {"task": "billing.periods_close_due", "schedule": 3600.0},

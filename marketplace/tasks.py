@@ -111,3 +111,11 @@ def allocation_failed_email(booking_id: str) -> None:
             from_email=None,
             recipient_list=recipients,
         )
+
+
+@shared_task(name="marketplace.outbox_relay", ignore_result=True, soft_time_limit=120, time_limit=150)
+def outbox_relay_task() -> int:
+    """Publish the tasks whose publish after commit failed (Redis was down) or never happened (by beat)."""
+    from marketplace.outbox import relay
+
+    return relay(now=timezone.now())

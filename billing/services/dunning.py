@@ -34,6 +34,7 @@ from accounts.models import Membership, Role
 from billing.models import DunningNotice, DunningStage, Invoice, InvoiceStatus
 from billing.services.payments import invoice_outstanding
 from marketplace.money import format_money
+from marketplace.outbox import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def dunning_notice_create(*, invoice_id: Any, now: datetime) -> DunningNotice | 
         )
         if notice.recipients:
             notice_id = notice.pk
-            transaction.on_commit(lambda: dunning_email.delay(notice_id))
+            enqueue_on_commit(dunning_email, notice_id)
     logger.info(
         "dunning.notice", extra={"invoice": str(invoice.pk), "stage": stage, "recipients": len(notice.recipients)}
     )

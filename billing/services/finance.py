@@ -22,6 +22,7 @@ from billing.models import BillingPeriod, PeriodStatus
 from billing.periods_calendar import label, month_start
 from billing.services.invoices import require_platform_finance
 from billing.services.periods import close_refusal, period_for
+from marketplace.outbox import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def period_close_request(*, actor: Actor, start: datetime, now: datetime) -> Clo
                 after={"period": name},
                 now=now,
             )
-            transaction.on_commit(lambda: period_close_task.delay(name, actor.label))
+            enqueue_on_commit(period_close_task, name, actor.label)
     except Exception:
         cache.delete(close_request_key(name))  # nothing was queued: a retry must not be taken for a duplicate
         raise

@@ -34,6 +34,7 @@ from billing.models import (
 from billing.services.ledger import credit, debit, journal_post
 from billing.services.periods import current_period, vat_portion
 from marketplace.money import format_money, round_money
+from marketplace.outbox import enqueue_on_commit
 from marketplace.realtime import send_to_organizations
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def _after_commit_mail(invoice: Invoice) -> None:
     from billing.tasks import invoice_email
 
     invoice_id = str(invoice.pk)
-    transaction.on_commit(lambda: invoice_email.delay(invoice_id))
+    enqueue_on_commit(invoice_email, invoice_id)
 
 
 def _after_commit_autopay(invoice: Invoice) -> None:
@@ -126,7 +127,7 @@ def _after_commit_autopay(invoice: Invoice) -> None:
     from billing.tasks import invoice_autopay_task
 
     invoice_id = str(invoice.pk)
-    transaction.on_commit(lambda: invoice_autopay_task.delay(invoice_id))
+    enqueue_on_commit(invoice_autopay_task, invoice_id)
 
 
 def invoices_finalize_due(*, now: datetime) -> int:
@@ -316,7 +317,7 @@ def credit_note_issue(
             from billing.tasks import credit_note_refund_task
 
             note_id = str(note.pk)
-            transaction.on_commit(lambda: credit_note_refund_task.delay(note_id))
+            enqueue_on_commit(credit_note_refund_task, note_id)
         audit_record(
             action="credit_note.issued",
             organization=actor.organization,

@@ -62,6 +62,7 @@ from billing.services.invoices import next_number, require_platform_finance
 from billing.services.ledger import credit, debit, journal_post
 from billing.services.payments import exception_open, exception_resolve, posting_period
 from marketplace.money import format_money
+from marketplace.outbox import enqueue_on_commit
 from marketplace.realtime import send_to_organizations
 
 logger = logging.getLogger(__name__)
@@ -542,7 +543,7 @@ def stripe_payouts_to_send(*, period: str | BillingPeriod, now: datetime, actor:
                 now=now,
             )
         for pk in ids:
-            transaction.on_commit(lambda pk=pk: payout_send_stripe_task.delay(str(pk), actor.label))
+            enqueue_on_commit(payout_send_stripe_task, str(pk), actor.label)
     return ids
 
 

@@ -77,6 +77,7 @@ from billing.services.payments import (
     write_off_create,
 )
 from marketplace.money import format_money
+from marketplace.outbox import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -1261,5 +1262,5 @@ def exception_refund(
             from billing.tasks import refund_send_task
 
             refund_id = str(refund.pk)
-            transaction.on_commit(lambda: refund_send_task.delay(refund_id))
+            enqueue_on_commit(refund_send_task, refund_id)
     return exception

@@ -46,6 +46,7 @@ from billing.services.payments import exception_open, payment_failed, payment_su
 from billing.services.stripe_payments import _refund_sent, intent_payment
 from billing.services.stripe_reconcile import stripe_payout_settle, stripe_payout_store
 from marketplace.money import format_money
+from marketplace.outbox import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def stripe_event_receive(*, event: dict[str, Any], now: datetime) -> tuple[Strip
             from billing.tasks import stripe_event_process
 
             stored_id = stored.pk
-            transaction.on_commit(lambda: stripe_event_process.delay(stored_id))
+            enqueue_on_commit(stripe_event_process, stored_id)
     except IntegrityError:
         # Stripe delivered it twice at once: the other request stored it.
         return StripeEvent.objects.get(event_id=event["id"]), False

@@ -60,6 +60,7 @@ from billing.services.ledger import Entry, credit, debit, journal_post, journal_
 from billing.services.payments import exception_open, exception_resolve, posting_period
 from billing.stripe_api import stripe_client
 from marketplace.money import CURRENCY_MINOR_UNITS, format_money
+from marketplace.outbox import enqueue_on_commit
 from marketplace.realtime import send_to_organizations
 
 logger = logging.getLogger(__name__)
@@ -652,6 +653,6 @@ def stripe_import_request(*, actor: Actor, now: datetime) -> ImportRequest:
             after={"run": run.pk, "cursor": run.cursor},
             now=now,
         )
-        transaction.on_commit(lambda: stripe_import_task.delay(actor.label))
+        enqueue_on_commit(stripe_import_task, actor.label)
     logger.info("stripe.import_requested", extra={"run": run.pk, "by": actor.label})
     return ImportRequest(run, "queued")

@@ -23,6 +23,7 @@ from marketplace.models import (
     Booking,
     BookingStatus,
 )
+from marketplace.outbox import enqueue_on_commit
 from marketplace.realtime import send_to_organizations
 from marketplace.timestamps import rfc3339
 
@@ -203,4 +204,4 @@ def _notify(booking: Booking, allocation: Allocation, *, changed_state: bool) ->
         from marketplace.tasks import allocation_failed_email
 
         booking_id = str(booking.pk)
-        transaction.on_commit(lambda: allocation_failed_email.delay(booking_id))
+        enqueue_on_commit(allocation_failed_email, booking_id)
