@@ -86,7 +86,18 @@ class StripeWebhookView(APIView):
         "`missing_signature` or `invalid_signature` when missing, stale or wrong; nothing is stored), stores the "
         "event once under its id, answers 200 at once and handles it asynchronously; the same event again answers "
         "200 and changes nothing.",
-        request={"application/json": {"type": "object"}},
+        request={
+            "application/json": {
+                "type": "object",
+                "description": "A Stripe event, exactly as Stripe signed it.",
+                "required": ["id", "type"],
+                "properties": {
+                    "id": {"type": "string", "example": "evt_1"},
+                    "type": {"type": "string", "example": "payment_intent.succeeded"},
+                    "data": {"type": "object", "properties": {"object": {"type": "object"}}},
+                },
+            }
+        },
         responses={200: StripeWebhookAckSerializer, 400: OpenApiResponse(description="Bad signature or body.")},
         tags=["payments"],
         auth=[],
