@@ -81,6 +81,8 @@ class Mapping:
     def from_dict(cls, values: dict[str, Any]) -> Mapping:
         known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
         known["decimal_comma"] = bool(known.get("decimal_comma", False))
+        if any(not isinstance(value, str) for name, value in known.items() if name != "decimal_comma"):
+            raise TypeError("column names and formats are strings")
         return cls(**known)
 
     def problems(self, header: list[str]) -> list[str]:
@@ -110,7 +112,9 @@ def standard_mapping(header: list[str], delimiter: str = ",") -> Mapping:
     """The documented format's mapping for a file's header: its columns by name, whatever their order; the
     optional ones may be missing."""
     names = {cell.strip().lower() for cell in header}
-    return Mapping(**{name: name for name in STANDARD_COLUMNS if name in names}, delimiter=delimiter)
+    # `date` is required: named even when the header lacks it, so the problem is "no column date", not a crash.
+    columns = {"date": "date", **{name: name for name in STANDARD_COLUMNS if name in names}}
+    return Mapping(**columns, delimiter=delimiter)
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,9 @@ def bank_file_parse(content: bytes, mapping: Mapping | None = None) -> tuple[Par
         header = [cell.lower() for cell in header]
         mapping = standard_mapping(header, delimiter)
     else:
+        if mapping.delimiter not in (",", ";", "\t", "|"):
+            # Checked before the csv module sees it: a separator of several characters would crash the reader.
+            raise BankFileError([(1, _("The column separator must be a comma, a semicolon, a tab or a bar."))])
         header, _delimiter = bank_file_header(content, mapping.delimiter)
     wrong = mapping.problems(header)
     if wrong:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from accounts.models import Scope
-from billing.models import StripeEvent
-from tests.accounts.api_helpers import with_token
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.models import OrganizationKind, Role, Scope
+from billing.models import BankStatement, StripeEvent
+from tests.accounts.api_helpers import signed_in, with_token
 from tests.api_schema import assert_documented
 from tests.billing.stripe_server import WEBHOOK_SECRET, event_body, sign
-from tests.factories import token_for
+from tests.factories import OrganizationFactory, member_of, token_for
 
 WEBHOOK = "/api/v1/stripe/webhook"
 
@@ -57,3 +60,73 @@ def test_the_webhook_documents_the_stripe_event_it_takes(client, settings):
     assert request_schema["required"] == ["id", "type"]
     assert_documented(stored, "POST", WEBHOOK)
     assert_documented(unsigned, "POST", WEBHOOK)
+
+
+# --- bank statement uploads --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def finance():
+    operator = OrganizationFactory(kind=OrganizationKind.OPERATOR, name="AI Computing Network")
+    return signed_in(member_of(operator, Role.FINANCE, email="finance@platform.test"), operator)
+
+
+def upload(client, content: bytes, **fields):
+    return client.post(
+        "/api/v1/bank-statements",
+        {"file": SimpleUploadedFile("statement.csv", content, content_type="text/csv"), **fields},
+        format="multipart",
+    )
+
+
+def test_a_statement_without_a_date_column_is_a_400_naming_it(finance):
+    # The standard format's mapping was built without a `date` when the header lacked one: a TypeError, a 500.
+    response = upload(finance, b"a,b\n1,2\n")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The file was not imported: 3 problem(s) were found, nothing was stored.",
+        "code": "malformed_statement",
+        "errors": {
+            "file": [
+                "Line 1: Choose either one signed amount column, or a credit column and a debit column.",
+                "Line 1: Choose the currency column, or the one currency of every line.",
+                "Line 1: The file has no column “date”.",
+            ]
+        },
+        "lines": [
+            {"line": 1, "problem": "Choose either one signed amount column, or a credit column and a debit column."},
+            {"line": 1, "problem": "Choose the currency column, or the one currency of every line."},
+            {"line": 1, "problem": "The file has no column “date”."},
+        ],
+    }
+    assert BankStatement.objects.count() == 0
+    assert_documented(response, "POST", "/api/v1/bank-statements")
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"date": 5, "amount": "amount", "fixed_currency": "CNY"},  # not a column name
+        {"date": "date", "amount": "amount", "fixed_currency": "CNY", "date_format": ["%Y"]},  # unhashable
+    ],
+)
+def test_a_mapping_of_wrong_types_is_a_400(finance, mapping):
+    response = upload(finance, b"date,amount\n2026-11-20,1.00\n", mapping=json.dumps(mapping))
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"mapping": ["Invalid."]}
+    assert BankStatement.objects.count() == 0
+
+
+def test_a_mapping_with_a_long_separator_is_a_400(finance):
+    # The csv module refuses a separator of several characters with a TypeError: it was reached before the check.
+    mapping = {"date": "date", "amount": "amount", "fixed_currency": "CNY", "delimiter": ";;"}
+
+    response = upload(finance, b"date;;amount\n2026-11-20;;1.00\n", mapping=json.dumps(mapping))
+
+    assert response.status_code == 400
+    assert response.json()["lines"] == [
+        {"line": 1, "problem": "The column separator must be a comma, a semicolon, a tab or a bar."}
+    ]
+    assert BankStatement.objects.count() == 0
