@@ -48,7 +48,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core import NotSet
 
-from tests.fuzz.world import World, build_world
+from tests.fuzz.world import Identity, World, build_world
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 # Unset (CI): derandomized, the same examples every run. FUZZ_SEED=n: a different reproducible walk per n.
@@ -132,7 +132,12 @@ def _stripe_delivery(case, headers: dict, settings) -> dict:
     """Three deliveries in four carry a valid Stripe-Signature over the exact bytes sent, so fuzzed events get
     past the signature into parsing and the event inbox; the rest are unsigned (a documented 400)."""
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
-    payload = b"" if isinstance(case.body, NotSet) else json.dumps(case.body).encode()
+    if isinstance(case.body, NotSet):
+        payload = b""
+    elif isinstance(case.body, bytes):
+        payload = case.body
+    else:
+        payload = json.dumps(case.body, default=str).encode()
     if zlib.crc32(payload) % 4:
         timestamp = int(time.time())
         signed = f"{timestamp}.".encode() + payload
@@ -170,3 +175,58 @@ def test_api_operation(case, fuzz_world, db, settings):
             raise
         finally:
             transaction.set_rollback(True)
+
+
+# --- stateful: what one call creates, the next calls use ------------------------------------------------------------
+
+# Callers that can create things (bookings, tokens, invitations, offerings, voucher programs, credit notes...) for
+# the sequences to follow: the owner of each organization kind, signed in, and a consumer's all-scope token.
+STATEFUL_CALLERS = [
+    "session center:owner (owner@lakeside.demo)",
+    "session enterprise:owner (owner@blueheron.demo)",
+    "session sponsor:owner (officer@voucherfund.demo)",
+    "session operator:owner (admin@northstar.demo)",
+    "token enterprise:all-scopes",
+]
+STATEFUL_SCENARIOS = max(3, EXAMPLES)
+
+
+@pytest.mark.parametrize("caller", STATEFUL_CALLERS)
+def test_api_sequences(caller, fuzz_world, db):
+    """schemathesis infers which response fields feed which path parameters (a created token's `id` into
+    /tokens/{id}, a booking's into /bookings/{booking_id}/cancel, ...) and walks sequences of calls; every response
+    on the way meets the same checks. Each sequence runs in a savepoint rolled back at its end."""
+    identity = next(i for i in fuzz_world.identities if i.label == caller)
+    # Only the operations this caller may call: a sequence spent on 403s would link nothing.
+    theirs = schema.include(lambda ctx: identity in fuzz_world.allowed_for(ctx.operation.path, ctx.operation.method))
+
+    class Workflow(theirs.as_state_machine()):
+        def setup(self) -> None:
+            self.savepoint = transaction.atomic()
+            self.savepoint.__enter__()
+
+        def teardown(self) -> None:
+            transaction.set_rollback(True)
+            self.savepoint.__exit__(None, None, None)
+
+        def get_call_kwargs(self, case) -> dict:
+            return {"headers": dict(identity.headers), "cookies": identity.cookies}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
+            try:
+                case.validate_response(response, checks=CHECKS, headers=kwargs.get("headers"))
+                _tally(case, Identity(f"sequence {identity.label}"), response.status_code)
+            except Exception as failure:
+                failure.add_note(f"Sent as: {identity.label}")
+                raise
+
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=8,
+            deadline=None,
+            derandomize=not FUZZ_SEED,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
