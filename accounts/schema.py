@@ -80,3 +80,48 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     "first successful response (with `Idempotent-Replayed: true`); with a different body, 409 "
     "`idempotency_conflict`. Refused requests keep nothing, so a corrected retry may reuse the key.",
 )
+
+
+_PAGE_PARAMETERS = [
+    {
+        "name": "page",
+        "required": False,
+        "in": "query",
+        "description": "A page number within the paginated result set.",
+        "schema": {"type": "integer"},
+    },
+    {
+        "name": "page_size",
+        "required": False,
+        "in": "query",
+        "description": "Number of results to return per page.",
+        "schema": {"type": "integer"},
+    },
+]
+
+
+def document_pagination(result, generator, request, public):
+    """Postprocessing hook (SPECTACULAR_SETTINGS): every list that answers one page of a `Paginated…` component
+    through `paginated_schema` documents `page` and `page_size`, and the 404 of a page past the end, as the lists
+    drf-spectacular paginates itself do. Without it a client (or the API fuzzer) could not know `?page=` exists, and
+    `?page=9` answered an undocumented 404."""
+    for path_item in result.get("paths", {}).values():
+        operation = path_item.get("get")
+        if not operation:
+            continue
+        ok = operation.get("responses", {}).get("200", {})
+        ref = ok.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        if not ref.startswith("#/components/schemas/Paginated"):
+            continue
+        parameters = operation.setdefault("parameters", [])
+        present = {parameter.get("name") for parameter in parameters if parameter.get("in") == "query"}
+        parameters.extend(dict(parameter) for parameter in _PAGE_PARAMETERS if parameter["name"] not in present)
+        operation["responses"].setdefault(
+            "404",
+            {
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                "description": _ERROR_DESCRIPTIONS[404],
+            },
+        )
+        operation["responses"] = dict(sorted(operation["responses"].items()))
+    return result

@@ -330,6 +330,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Several components have a `status` field with different choices; name each set after its model.
     "ENUM_NAME_OVERRIDES": {"OfferingStatusEnum": "marketplace.models.OfferingStatus"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Lists answering a page through accounts.api_support.paginated_schema document ?page= and its 404.
+        "accounts.schema.document_pagination",
+    ],
 }
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 

@@ -130,3 +130,22 @@ def test_a_mapping_with_a_long_separator_is_a_400(finance):
         {"line": 1, "problem": "The column separator must be a comma, a semicolon, a tab or a bar."}
     ]
     assert BankStatement.objects.count() == 0
+
+
+def test_a_page_past_the_end_of_a_billing_list_is_a_documented_404(enterprise):
+    # The billing lists answer one page (`?page=`, `?page_size=`) but did not say so; a page past the end answered
+    # a 404 their schema did not list.
+    api = with_token(token_for(enterprise, Scope.BILLING))
+    served = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    first = api.get("/api/v1/payments?page=1&page_size=5")
+    past = api.get("/api/v1/payments?page=9")
+
+    assert (first.status_code, first.json()["count"]) == (200, 0)
+    assert (past.status_code, past.json()) == (404, {"detail": "Invalid page.", "code": "not_found"})
+    assert_documented(first, "GET", "/api/v1/payments")
+    assert_documented(past, "GET", "/api/v1/payments")
+    for path in ("/api/v1/payments", "/api/v1/invoices", "/api/v1/payouts", "/api/v1/periods", "/api/v1/bookings"):
+        operation = served["paths"][path]["get"]
+        assert {"page", "page_size"} <= {p["name"] for p in operation["parameters"]}, path
+        assert "404" in operation["responses"], path
