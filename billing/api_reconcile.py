@@ -26,11 +26,11 @@ from accounts.api_support import DefaultPagination, paginated_response, paginate
 from accounts.errors import InvalidInput, NotFound
 from accounts.models import OrganizationKind, Scope
 from accounts.schema import error_responses
-from billing.bank_import import Mapping
+from billing.bank_import import BankFileError, Mapping, bank_file_read
 from billing.models import BankStatement, ExceptionKind, ExceptionStatus, ReconciliationException
 from billing.periods_calendar import parse_label
 from billing.selectors.reconcile import exception_list, period_by_label
-from billing.services.bank_statements import statement_upload
+from billing.services.bank_statements import problems_error, statement_upload
 
 TAGS = ["reconciliation"]
 
@@ -158,10 +158,14 @@ class BankStatementUploadView(ReconcileView):
                 raise InvalidInput(
                     _("mapping must be a JSON object naming the columns."), errors={"mapping": [_("Invalid.")]}
                 ) from None
+        try:
+            content = bank_file_read(upload)
+        except BankFileError as error:
+            raise problems_error(error) from None
         result = statement_upload(
             actor=request.auth,
             filename=upload.name,
-            content=upload.read(),
+            content=content,
             mapping=mapping,
             account=str(request.data.get("account") or ""),
             now=timezone.now(),

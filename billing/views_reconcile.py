@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.errors import DomainError, NotFound
 from accounts.forms import apply_domain_error
 from accounts.views import scoped_object
-from billing.bank_import import BankFileError, bank_file_header, is_standard
+from billing.bank_import import BankFileError, bank_file_header, bank_file_read, is_standard
 from billing.forms_reconcile import (
     ActionForm,
     ExceptionFilterForm,
@@ -247,8 +247,8 @@ def upload(request: HttpRequest) -> HttpResponse:
     if not submission.claim():
         return _already_submitted(request, reverse("billing:reconcile"))
     uploaded = form.cleaned_data["file"]
-    content = uploaded.read()
     try:
+        content = bank_file_read(uploaded)
         header, delimiter = bank_file_header(content)
     except BankFileError as error:
         submission.release()

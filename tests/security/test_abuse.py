@@ -299,6 +299,30 @@ def test_a_bank_statement_that_is_not_csv_text_is_refused_by_its_content(content
     assert BankStatement.objects.count() == 0
 
 
+def test_a_bank_statement_over_20_mb_is_refused_before_it_is_read():
+    client = _operator_api()
+    upload = SimpleUploadedFile("statement.csv", b"date,amount\n" + b"2026-10-01,1.00\n" * 1_400_000)
+
+    response = client.post("/api/v1/bank-statements", {"file": upload}, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_statement"
+    assert response.json()["errors"] == {"file": ["The file is larger than 20 MB."]}
+    assert BankStatement.objects.count() == 0
+
+
+def test_the_statement_upload_page_refuses_a_workbook_with_the_reason():
+    clerk = finance_clerk()
+    client = browser_as(clerk.user, clerk.organization)
+    workbook = SimpleUploadedFile("statement.csv", b"PK\x03\x04" + b"\x00" * 64)
+
+    response = client.post("/billing/finance/reconciliation/upload/", {"file": workbook, "submission": "s1"})
+
+    assert response.status_code == 400
+    assert "The file is not CSV text but an Excel workbook (.xlsx) or another ZIP archive" in response.content.decode()
+    assert BankStatement.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
