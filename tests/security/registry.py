@@ -328,9 +328,16 @@ REGISTRY: dict[str, list[Case] | Listing | Exempt] = {
         Case(pk("hidden_program", "id"), SPONSOR, "draft", methods=("GET",)),
         Case(pk("program", "id"), SPONSOR, "write", methods=("PUT", "PATCH", "DELETE"), body={"name": "Hijacked"}),
     ],
-    "api-voucher-program-apply": Exempt(
-        "applying to a program open to consumers creates the applicant's own grant (the program's GET is covered)"
-    ),
+    # Applying to a program open to consumers creates the applicant's own grant: only the draft one is tried.
+    "api-voucher-program-apply": [
+        Case(
+            pk("hidden_program", "id"),
+            None,
+            "draft",
+            methods=("POST",),
+            body={"requested_amount": "1.00", "purpose": "probe"},
+        )
+    ],
     "api-voucher-grants": Listing(),
     "api-voucher-grant": [Case(pk("grant", "id"), CONSUMER)],
     "api-voucher-grant-approve": [Case(pk("application", "id"), SPONSOR, body={"amount": "555.55"})],

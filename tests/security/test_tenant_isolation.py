@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -173,7 +172,7 @@ def snapshot(sql: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
+def world(request, django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
     """One world for the module, rolled back at its end; each test runs in a savepoint inside it."""
     with override_settings(MEDIA_ROOT=str(tmp_path_factory.mktemp("media"))), django_db_blocker.unblock():
         atomic = transaction.atomic()
@@ -189,10 +188,15 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worl
             for owner in ("operator", "consumer", "center", "sponsor"):
                 owner_client(built, owner)
             yield built
-            sys.__stderr__.write(
-                f"\ntenant isolation: {len(APP_PATTERNS)} URL patterns (+{len(PATTERNS) - len(APP_PATTERNS)} admin), "
-                f"{TALLY['checks']} requests checked against A's objects, {TALLY['listings']} list requests\n"
-            )
+            capture = request.config.pluginmanager.get_plugin("capturemanager")
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None and capture is not None:
+                with capture.global_and_fixture_disabled():
+                    reporter.write_line(
+                        f"\ntenant isolation: {len(APP_PATTERNS)} URL patterns "
+                        f"(+{len(PATTERNS) - len(APP_PATTERNS)} admin), {TALLY['checks']} requests against A's "
+                        f"objects (each with its missing-object control), {TALLY['listings']} list requests"
+                    )
         finally:
             transaction.set_rollback(True)
             atomic.__exit__(None, None, None)
@@ -249,9 +253,23 @@ def call(client: APIClient, method: str, path: str, body: dict[str, Any], *, api
     )
 
 
+def content_of(response) -> str:
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    return raw.decode(errors="replace")
+
+
+def same_shape(response, path: str) -> str:
+    """An API answer with the ids of its path blanked: A's object and a missing one must read the same."""
+    body = content_of(response)
+    for part in path.strip("/").split("/"):
+        if len(part) > 6:
+            body = body.replace(part, "<id>")
+    return body
+
+
 def leaked(world: World, response, path: str) -> list[str]:
     """A's markers found in the answer (the request's own path and ids removed first)."""
-    body = response.content.decode(errors="replace").replace(path, "")
+    body = content_of(response).replace(path, "")
     return [marker for marker in world.markers if marker in body and marker not in path]
 
 
@@ -295,6 +313,10 @@ def check_case(world: World, name: str, case: Case, principals: list[Principal])
                 problems.append(
                     f"{where}: {answer.status_code} for A's object, {control.status_code} for a missing one"
                 )
+            elif api and same_shape(answer, path) != same_shape(control, missing):
+                problems.append(
+                    f"{where}: says {answer.content!r} for A's object, {control.content!r} for a missing one"
+                )
     return problems, checks
 
 
@@ -303,9 +325,18 @@ def upsert_problems(world: World, name: str, where: str) -> list[str]:
     obj = world["hidden_site"] if name == "api-site" else world["draft_offering"]
     fresh = type(obj).objects.get(pk=obj.pk)
     fields = [f.attname for f in obj._meta.concrete_fields if f.attname != "updated_at"]
+    problems = []
     if any(getattr(fresh, f) != getattr(obj, f) for f in fields):
-        return [f"{where}: changed A's {type(obj).__name__}"]
-    return []
+        problems.append(f"{where}: changed A's {type(obj).__name__}")
+    if foreign_offerings_on_sites_of(world["center"]):
+        problems.append(f"{where}: B's offering runs at A's site")
+    return problems
+
+
+def foreign_offerings_on_sites_of(center) -> list[Any]:
+    from marketplace.models import Offering
+
+    return list(Offering.objects.filter(site__center=center).exclude(center=center))
 
 
 def positive_control(world: World, name: str, case: Case) -> str | None:
@@ -488,6 +519,45 @@ def test_an_inventory_sync_under_another_centers_external_ids_leaves_its_invento
         list(Site.objects.filter(center=world["center"]).values()),
     )
     assert after == before
+
+
+def test_an_idempotency_key_of_another_organization_replays_nothing_of_it(world, db):
+    """Keys are per organization: B sending A's key gets its own answer, never A's stored booking."""
+    body = {"offering": str(world["offering"].pk), "devices": 1, **window(30)}
+    mine = APIClient()
+    mine.credentials(HTTP_AUTHORIZATION=f"Bearer {world['enterprise_secret']}")
+    first = mine.post("/api/v1/bookings", body, format="json", HTTP_IDEMPOTENCY_KEY="shared-key-1")
+    assert first.status_code == 201, first.content
+    theirs = client_for(world, principal_of(world, "enterprise", token=True))
+
+    answer = theirs.post("/api/v1/bookings", {**body, "devices": 2}, format="json", HTTP_IDEMPOTENCY_KEY="shared-key-1")
+
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["id"] != first.json()["id"]
+    assert answer.json()["devices"] == 2
+
+
+def test_a_center_cannot_put_its_offering_at_another_centers_site_from_the_form(world, db):
+    client = client_for(world, principal_of(world, "center", token=False))
+    site = world["hidden_site"]
+    form = {
+        "external_id": "probe-pool",
+        "site": site.external_id,
+        "accelerator": "nvidia-h100-sxm",
+        "devices": "8",
+        "devices_per_node": "8",
+        "price_per_device_hour": "1.00",
+        "currency": "CNY",
+        "min_hours": "1",
+        "max_hours": "24",
+        "status": "published",
+    }
+
+    answer = client.post("/center/offerings/new/", form)
+
+    assert answer.status_code in (200, 400), answer.status_code
+    assert foreign_offerings_on_sites_of(world["center"]) == []
+    assert not leaked(world, answer, json.dumps(form))
 
 
 def test_switching_to_a_foreign_organization_is_not_found(world, db):

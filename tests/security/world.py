@@ -180,7 +180,7 @@ def build_world() -> World:
             email=f"invitee@{org.slug}.test",
             role=Role.MEMBER,
         )
-        token_for(org, *SCOPES)
+        w.objects[f"{org.kind}_secret"] = token_for(org, *SCOPES)
 
     # A pending grant application of A's consumer to A's sponsor's deduct-flow program.
     deduct = program(
