@@ -29,10 +29,12 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.errors import InvalidInput
 from accounts.models import AuditEvent, Organization, OrganizationKind, Role, Scope
-from billing.models import BankStatement, Invoice
+from billing.models import BankStatement, Invoice, ReconciliationException
+from billing.services.bank_statements import statement_upload
 from billing.services.reimbursements import check_payment_proof
 from marketplace.models import Site
 from tests.accounts.page_helpers import browser_as
+from tests.billing.bank import UPLOADED_AT, statement_csv
 from tests.billing.payments import finance_clerk, october_invoice
 from tests.billing.vouchers import program, sponsor_actor
 from tests.factories import OrganizationFactory, member_of, token_for
@@ -417,7 +419,15 @@ def hostile_world():
     }
     clerk = finance_clerk()
     type(clerk.user).objects.filter(pk=clerk.user.pk).update(name=f"Clerk {BREAKOUT}")
+    # A bank's file is user-supplied too: its name, a payer and a remittance text that match nothing.
+    statement = statement_upload(
+        actor=clerk,
+        filename=f"{SCRIPT}.csv",
+        content=statement_csv(("2026-11-20", "123.45", f"Payer {SCRIPT}", f"Ref {BREAKOUT}")),
+        now=UPLOADED_AT,
+    ).statement
     return {
+        "statement": statement,
         "invoice": Invoice.objects.get(pk=invoice.pk),
         "center": center,
         "consumer": consumer,
@@ -492,6 +502,8 @@ def test_every_main_page_escapes_hostile_names(hostile_world):
                 f"/billing/finance/payouts/{invoice.period.start:%Y-%m}/",
                 "/billing/finance/reconciliation/",
                 "/billing/finance/reconciliation/exceptions/",
+                f"/billing/finance/reconciliation/statements/{world['statement'].pk}/",
+                f"/billing/finance/reconciliation/exceptions/{ReconciliationException.objects.get().pk}/",
                 "/billing/finance/reports/ar-aging/?as_of=2026-11-30",
                 "/billing/finance/reports/voucher-claims/?as_of=2026-11-30",
                 "/accounts/organization/members/",
@@ -664,3 +676,14 @@ def test_headers_on_a_page_in_production_like_settings(client, settings):
     assert response["Referrer-Policy"] == "same-origin"
     assert response["X-Frame-Options"] == "DENY"
     assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_a_bank_file_s_payer_and_name_show_as_text_on_the_workbench(hostile_world):
+    clerk = hostile_world["clerk"]
+    client = browser_as(clerk.user, clerk.organization)
+
+    html = client.get(f"/billing/finance/reconciliation/statements/{hostile_world['statement'].pk}/").content.decode()
+
+    assert "Payer &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.csv" in html
+    _assert_escaped(html, "statement")
