@@ -26,13 +26,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) system-deps ## Create .venv with every dependency (dev tools included) and the system packages tests need
 
-system-deps: ## Install Debian packages the suite needs (Chromium for browser tests, CJK fonts, gettext, Pango for PDFs) when missing
+system-deps: ## Install Debian packages the suite needs (Chromium for browser tests, CJK fonts, gettext, Pango for PDFs, redis-server for the Redis-down test) when missing
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	for lib in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 libharfbuzz-subset.so.0:libharfbuzz-subset0; do \
 	  /sbin/ldconfig -p 2>/dev/null | grep -q "$${lib%%:*}" || missing="$$missing $${lib##*:}"; \
 	done; \
 	command -v msgfmt >/dev/null || missing="$$missing gettext"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	fc-list 2>/dev/null | grep -qi 'noto.*cjk' || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if ! command -v apt-get >/dev/null; then echo "Please install:$$missing"; exit 1; fi; \

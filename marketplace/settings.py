@@ -149,7 +149,14 @@ if REDIS_URL:
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Fails open when Redis is unreachable (marketplace/cache.py): pages and the API keep serving, logged.
+    CACHES = {
+        "default": {
+            "BACKEND": "marketplace.cache.ResilientRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 2},
+        }
+    }
 else:
     # No broker: tasks run in-process. Callers still queue them with transaction.on_commit, so they run after
     # the commit exactly as a worker would see them.
