@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -281,8 +282,45 @@ def event_verify(*, payload: bytes, signature: str | None) -> dict[str, Any]:
         raise BadSignature(_("The webhook body is not UTF-8.")) from error
     try:
         event = json.loads(payload)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than the parser goes
         raise InvalidInput(_("The webhook body is not JSON."), code="malformed_json") from error
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not isinstance(event.get("type"), str)
+        or not _STRIPE_EVENT_ID.fullmatch(event["id"])
+        or not _STRIPE_EVENT_TYPE.fullmatch(event["type"])
+        or not _storable_event(event)
+    ):
         raise InvalidInput(_("The webhook body is not a Stripe event."), code="invalid_event")
     return event
+
+
+# What Stripe's event ids and types look like (`evt_1Q…`, `payment_intent.succeeded`), within the inbox's columns.
+_STRIPE_EVENT_ID = re.compile(r"[A-Za-z0-9_\-]{1,100}")
+_STRIPE_EVENT_TYPE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+
+
+def _storable_event(event: dict[str, Any]) -> bool:
+    try:
+        return _storable(event)
+    except RecursionError:
+        return False
+
+
+def _storable(value: Any) -> bool:
+    """Whether PostgreSQL can store this JSON: no NUL character and no lone UTF-16 surrogate in any key or string
+    (json.loads accepts both; Stripe never sends them, and storing them would fail the request with a 500)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True

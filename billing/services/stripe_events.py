@@ -66,7 +66,10 @@ class EventUnusable(Exception):
 
 def _timestamp(value: Any) -> datetime | None:
     if isinstance(value, int | float) and value > 0:
-        return datetime.fromtimestamp(int(value), tz=UTC)
+        try:
+            return datetime.fromtimestamp(int(value), tz=UTC)
+        except (OverflowError, OSError, ValueError):  # beyond year 9999 (or infinite): not a time Stripe sends
+            return None
     return None
 
 

@@ -149,3 +149,48 @@ def test_a_page_past_the_end_of_a_billing_list_is_a_documented_404(enterprise):
         operation = served["paths"][path]["get"]
         assert {"page", "page_size"} <= {p["name"] for p in operation["parameters"]}, path
         assert "404" in operation["responses"], path
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"id": "evt_nul_1", "type": "customer.created", "data": {"object": {"name\u0000": "x"}}},  # NUL in a key
+        {"id": "evt_nul_2", "type": "customer.created", "data": {"object": {"name": "a\u0000b"}}},  # NUL in a value
+        {"id": "evt_\n1", "type": "customer.created", "data": {"object": {}}},  # not an event id
+        {"id": "evt_x" * 30, "type": "customer.created", "data": {"object": {}}},  # longer than the inbox keeps
+        {"id": "evt_ok", "type": "\u0005", "data": {"object": {}}},  # not an event type
+    ],
+)
+def test_a_signed_event_the_inbox_cannot_store_is_a_400(client, settings, event):
+    # A validly signed body with a NUL character (PostgreSQL text and jsonb refuse it) or a malformed id reached
+    # the database and failed there: a 500. Only the signing secret's holder can send one, but never a 500.
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    body = json.dumps(event).encode()
+
+    response = client.post(WEBHOOK, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body))
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The webhook body is not a Stripe event.", "code": "invalid_event"}
+    assert StripeEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("body", [b'{"id": "evt_s", "type": "x", "k": "\\ud800"}', b"[" * 100_000 + b"]" * 100_000])
+def test_a_signed_body_that_is_no_storable_json_is_a_400(client, settings, body):
+    # A lone surrogate cannot be encoded for PostgreSQL; JSON nested deeper than the parser goes raised a
+    # RecursionError: both were 500s.
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+
+    response = client.post(WEBHOOK, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body))
+
+    assert response.status_code == 400
+    assert StripeEvent.objects.count() == 0
+
+
+def test_an_event_created_beyond_year_9999_is_stored_without_a_time(client, settings):
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    body = json.dumps({"id": "evt_far", "type": "customer.created", "created": 10**20, "data": {"object": {}}}).encode()
+
+    response = client.post(WEBHOOK, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body))
+
+    assert (response.status_code, response.json()) == (200, {"received": True, "duplicate": False})
+    assert StripeEvent.objects.get().stripe_created is None
