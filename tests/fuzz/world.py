@@ -33,6 +33,7 @@ from accounts.permissions import check_actor
 from accounts.services import api_token_issue
 from billing.models import BillingPeriod, Invoice, Payout, Statement, VoucherClaim, VoucherGrant, VoucherProgram
 from marketplace.models import Booking, Offering, Site
+from tests.billing.settlement import chip
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,9 @@ def _keys(queryset, field_name: str = "pk") -> list[str]:
 
 
 def build_world() -> World:
+    # A transactional test earlier in the run may have flushed the chip catalog the migrations seed: the demo
+    # market needs it.
+    chip("nvidia-h100-sxm")
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         call_command("seed_demo", verbosity=0, stdout=StringIO(), stderr=StringIO())
     identities = [ANONYMOUS, *_token_identities(), *_session_identities()]
