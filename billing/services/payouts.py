@@ -262,6 +262,19 @@ def transfer_idempotency_key(payout: Payout) -> str:
     return f"payout-{payout.pk}-transfer{suffix}"
 
 
+def _bank_transfer_checked(bank_reference: str, paid_at: datetime, now: datetime, *, future: tuple[str, str]) -> str:
+    """A bank transfer recorded as done: its reference is required and its day cannot lie ahead (`future`: the
+    refusal's sentence and its field message). Returns the reference, trimmed."""
+    bank_reference = (bank_reference or "").strip()
+    if not bank_reference:
+        raise InvalidInput(
+            _("Give the bank's reference of the transfer."), errors={"bank_reference": [_("This field is required.")]}
+        )
+    if paid_at > now + FUTURE_SKEW:
+        raise InvalidInput(future[0], errors={"paid_at": [future[1]]})
+    return bank_reference
+
+
 def payout_mark_paid(
     *,
     payout_id: Any,
@@ -275,15 +288,12 @@ def payout_mark_paid(
     was made), once (key `payout:<id>`), in the first unlocked month of `paid_at`; the statement is paid out.
     Marking a paid payout paid again changes nothing. Finance's pages and the reconciliation of an outgoing bank
     line both call this."""
-    bank_reference = (bank_reference or "").strip()
-    if not bank_reference:
-        raise InvalidInput(
-            _("Give the bank's reference of the transfer."), errors={"bank_reference": [_("This field is required.")]}
-        )
-    if paid_at > now + FUTURE_SKEW:
-        raise InvalidInput(
-            _("A payout cannot be paid in the future."), errors={"paid_at": [_("Give the day the money left.")]}
-        )
+    bank_reference = _bank_transfer_checked(
+        bank_reference,
+        paid_at,
+        now,
+        future=(_("A payout cannot be paid in the future."), _("Give the day the money left.")),
+    )
     with transaction.atomic():
         payout = _locked(payout_id)
         if payout.status == PayoutStatus.PAID:
@@ -674,15 +684,12 @@ def voucher_claim_mark_paid(
     incoming bank line): Dr cash, Cr the sponsor's voucher receivable, once (the same key as the sponsor's own
     record, `voucher_claim_payment:<id>`, so the two never both post), in the first unlocked month of `paid_at`.
     A paid claim changes nothing."""
-    bank_reference = (bank_reference or "").strip()
-    if not bank_reference:
-        raise InvalidInput(
-            _("Give the bank's reference of the transfer."), errors={"bank_reference": [_("This field is required.")]}
-        )
-    if paid_at > now + FUTURE_SKEW:
-        raise InvalidInput(
-            _("A payment cannot be received in the future."), errors={"paid_at": [_("Give the day it arrived.")]}
-        )
+    bank_reference = _bank_transfer_checked(
+        bank_reference,
+        paid_at,
+        now,
+        future=(_("A payment cannot be received in the future."), _("Give the day it arrived.")),
+    )
     with transaction.atomic():
         claim = (
             VoucherClaim.objects.select_for_update(of=("self",))
