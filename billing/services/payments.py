@@ -141,24 +141,39 @@ def invoices_outstanding(invoices: Iterable[Invoice]) -> dict[Any, InvoiceBalanc
     return balances
 
 
+def _grouped_by_payment(queryset, ids: list[Any]) -> dict[Any, Decimal]:
+    rows = queryset.filter(payment_id__in=ids).values("payment_id").annotate(total=Sum("amount")).order_by()
+    return {row["payment_id"]: row["total"] or ZERO for row in rows}
+
+
+def payments_unapplied(payments: Iterable[Payment]) -> dict[Any, Decimal]:
+    """What of each received payment is still the consumer's credit — not applied to an invoice, refunded (or being
+    refunded) or kept by a write-off — for many payments in three grouped queries: the one place the rule is
+    written."""
+    payments = list(payments)
+    ids = [payment.pk for payment in payments if payment.status == PaymentStatus.SUCCEEDED]
+    applied = _grouped_by_payment(PaymentAllocation.objects, ids) if ids else {}
+    refunded = _grouped_by_payment(Refund.objects.exclude(status=RefundStatus.FAILED), ids) if ids else {}
+    kept = _grouped_by_payment(WriteOff.objects, ids) if ids else {}  # a kept overpayment is a negative write-off
+    return {
+        payment.pk: (
+            payment.amount - applied.get(payment.pk, ZERO) - refunded.get(payment.pk, ZERO) + kept.get(payment.pk, ZERO)
+            if payment.status == PaymentStatus.SUCCEEDED
+            else ZERO
+        )
+        for payment in payments
+    }
+
+
 def payment_unapplied(payment: Payment) -> Decimal:
-    """The part of a received payment that is still the consumer's credit: not applied to an invoice, refunded
-    (or being refunded) or kept by a write-off."""
-    if payment.status != PaymentStatus.SUCCEEDED:
-        return ZERO
-    used = (
-        _sum(payment.allocations.all())
-        + _sum(payment.refunds.exclude(status=RefundStatus.FAILED))
-        - _sum(payment.write_offs.all())  # a kept overpayment is a negative write-off
-    )
-    return payment.amount - used
+    return payments_unapplied([payment])[payment.pk]
 
 
 def credit_balance(consumer: Organization | Any, currency: str) -> Decimal:
     """The consumer's credit: received money not yet applied to an invoice nor refunded."""
     consumer_id = getattr(consumer, "pk", consumer)
     payments = Payment.objects.filter(consumer_id=consumer_id, currency=currency, status=PaymentStatus.SUCCEEDED)
-    return sum((payment_unapplied(payment) for payment in payments), ZERO)
+    return sum(payments_unapplied(payments).values(), ZERO)
 
 
 # --- exceptions ---------------------------------------------------------------------------------------------------
@@ -544,11 +559,19 @@ def credit_apply(*, consumer: Organization | Any, currency: str, now: datetime) 
             .filter(consumer_id=consumer_id, currency=currency, status=PaymentStatus.SUCCEEDED)
             .order_by("received_at", "pk")
         )
+        # Read both sides once (a finalization runs this for every invoice): credit left per payment, owed per
+        # invoice, both kept up to date here as allocations are made (allocation_create checks them again).
+        credit_left = {pk: left for pk, left in payments_unapplied(payments).items() if left > 0}
+        if not credit_left:
+            return made
+        owed = {pk: balance.due for pk, balance in invoices_outstanding(invoices).items()}
         for invoice in invoices:
             for payment in payments:
-                amount = min(payment_unapplied(payment), invoice_outstanding(invoice))
+                amount = min(credit_left.get(payment.pk, ZERO), owed[invoice.pk])
                 if amount > 0:
                     made.append(allocation_create(payment=payment, invoice=invoice, amount=amount, now=now))
+                    credit_left[payment.pk] -= amount
+                    owed[invoice.pk] -= amount
     return made
 
 

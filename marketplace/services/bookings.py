@@ -143,13 +143,14 @@ def _unpaid_invoices(consumer: Organization, currency: str | None = None) -> lis
     every currency), oldest due first."""
     # billing builds on the market (its models point at bookings), so it is imported where it is used.
     from billing.models import Invoice, InvoiceStatus
-    from billing.services.payments import invoice_outstanding
+    from billing.services.payments import invoices_outstanding
 
     invoices = Invoice.objects.filter(consumer=consumer, status=InvoiceStatus.FINALIZED).order_by("due_at", "number")
     if currency is not None:
         invoices = invoices.filter(currency=currency)
-    owed = ((invoice, invoice_outstanding(invoice)) for invoice in invoices)
-    return [(invoice, amount) for invoice, amount in owed if amount > 0]
+    invoices = list(invoices)
+    balances = invoices_outstanding(invoices)
+    return [(invoice, balances[invoice.pk].due) for invoice in invoices if balances[invoice.pk].due > 0]
 
 
 def exposure(consumer: Organization, currency: str) -> Decimal:
