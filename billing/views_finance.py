@@ -61,7 +61,7 @@ from billing.services.invoices import (
     invoice_void,
     require_platform_finance,
 )
-from billing.services.payments import bank_transfer_record, invoice_outstanding, invoice_paid_amount
+from billing.services.payments import bank_transfer_record, invoices_outstanding
 from marketplace.money import format_money
 from marketplace.views_support import is_htmx, vary_on_htmx, wants_partial
 
@@ -254,10 +254,11 @@ def _invoice_page(
     creditable = invoice.total - credited
     if credit_form is None:
         credit_form = CreditNoteForm(invoice=invoice, lines=lines, creditable=creditable)
+    balance = invoices_outstanding([invoice])[invoice.pk]
     context = {
         "invoice": invoice,
-        "paid": invoice_paid_amount(invoice),
-        "outstanding": invoice_outstanding(invoice),
+        "paid": balance.paid,
+        "outstanding": balance.due,
         "allocations": invoice.allocations.select_related("payment").order_by("id"),
         "transfer_form": transfer_form or BankTransferForm(invoice=invoice),
         "can_record": invoice.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID),

@@ -22,7 +22,7 @@ from billing.models import (
     Refund,
 )
 from billing.selectors.settlement import is_operator
-from billing.services.payments import credit_balance, invoice_outstanding, invoice_paid_amount
+from billing.services.payments import InvoiceBalance, credit_balance, invoices_outstanding
 
 
 def payment_list(actor: Actor, *, status: str | None = None, invoice_id: str | None = None) -> QuerySet[Payment]:
@@ -89,12 +89,12 @@ def invoice_payments(invoice: Invoice) -> InvoicePayments:
     refunds = list(
         Refund.objects.filter(payment__in=[p.pk for p in payments]).select_related("payment").order_by("created_at")
     )
-    credited = sum((note.total for note in invoice.credit_notes.all()), Decimal(0))
+    balance = invoices_outstanding([invoice])[invoice.pk]
     return InvoicePayments(
         invoice=invoice,
-        paid=invoice_paid_amount(invoice),
-        outstanding=invoice_amounts(invoice)[1],
-        credited=credited,
+        paid=balance.paid,
+        outstanding=_due(invoice, balance),
+        credited=balance.credited,
         credit_balance=credit_balance(invoice.consumer_id, invoice.currency),
         payments=payments,
         allocations=allocations,
@@ -105,8 +105,11 @@ def invoice_payments(invoice: Invoice) -> InvoicePayments:
 def invoice_amounts(invoice: Invoice) -> tuple[Decimal, Decimal]:
     """(amount paid, amount due) of an invoice as the API shows them: applied payments net of credit given back,
     and what is still owed (a draft: its total less credit notes, owed once finalized; void: nothing)."""
-    paid = invoice_paid_amount(invoice)
+    balance = invoices_outstanding([invoice])[invoice.pk]
+    return balance.paid, _due(invoice, balance)
+
+
+def _due(invoice: Invoice, balance: InvoiceBalance) -> Decimal:
     if invoice.status == InvoiceStatus.DRAFT:
-        credited = sum((note.total for note in invoice.credit_notes.all()), Decimal(0))
-        return paid, invoice.total - credited
-    return paid, invoice_outstanding(invoice)
+        return invoice.total - balance.credited
+    return balance.due

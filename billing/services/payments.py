@@ -93,10 +93,6 @@ def _sum(queryset, field: str = "amount") -> Decimal:
     return queryset.aggregate(total=Sum(field))["total"] or ZERO
 
 
-def invoice_paid_amount(invoice: Invoice) -> Decimal:
-    return _sum(PaymentAllocation.objects.filter(invoice=invoice))
-
-
 def invoice_outstanding(invoice: Invoice) -> Decimal:
     """What the consumer still owes on an invoice: its total less credit notes, payments applied and write-offs
     (never below zero: a credit note on a paid invoice becomes the consumer's credit balance instead)."""

@@ -183,7 +183,7 @@ REGISTRY: dict[str, str] = {
     f"{B}.payment_profiles:payout_settings_update": PERMISSION,
     f"{B}.payments:amount_tolerance": NEITHER,
     f"{B}.payments:posting_period": NEITHER,
-    f"{B}.payments:invoice_paid_amount": NEITHER,
+    f"{B}.payments:payments_unapplied": NEITHER,
     f"{B}.payments:invoice_outstanding": NEITHER,
     f"{B}.payments:invoices_outstanding": NEITHER,
     f"{B}.payments:payment_unapplied": NEITHER,
