@@ -89,10 +89,6 @@ def posting_period(at: datetime) -> BillingPeriod:
 # --- reading what is owed -----------------------------------------------------------------------------------------
 
 
-def _sum(queryset, field: str = "amount") -> Decimal:
-    return queryset.aggregate(total=Sum(field))["total"] or ZERO
-
-
 def invoice_outstanding(invoice: Invoice) -> Decimal:
     """What the consumer still owes on an invoice: its total less credit notes, payments applied and write-offs
     (never below zero: a credit note on a paid invoice becomes the consumer's credit balance instead)."""
