@@ -63,14 +63,25 @@ def usage_so_far(bookings: Sequence[Booking]) -> dict[uuid.UUID, UsageSoFar]:
     result = {}
     for booking in bookings:
         total = totals.get(booking.pk)
-        result[booking.pk] = UsageSoFar(
-            records=total.records if total else 0,
-            device_seconds=total.device_seconds if total else ZERO,
-            unit_price=booking.unit_price,
-            currency=booking.currency,
-            last_end=total.last_end if total else None,
+        result[booking.pk] = (
+            UsageSoFar(
+                records=total.records,
+                device_seconds=total.device_seconds,
+                unit_price=booking.unit_price,
+                currency=booking.currency,
+                last_end=total.last_end,
+            )
+            if total
+            else no_usage(booking)
         )
     return result
+
+
+def no_usage(booking: Booking) -> UsageSoFar:
+    """The usage of a booking nothing was metered for yet (a booking just made: no query needed)."""
+    return UsageSoFar(
+        records=0, device_seconds=ZERO, unit_price=booking.unit_price, currency=booking.currency, last_end=None
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from accounts.api_support import idempotent, paginated_response, paginated_schem
 from accounts.models import CONSUMER_KINDS, OrganizationKind, Scope
 from accounts.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from billing.selectors.settlement import voucher_estimate
-from billing.selectors.usage import usage_so_far
+from billing.selectors.usage import no_usage, usage_so_far
 from marketplace.models import AllocationState, Booking, BookingStatus
 from marketplace.money import format_money
 from marketplace.selectors.bookings import (
@@ -229,7 +229,7 @@ class BookingListView(ConsumerView):
             start=data["start"],
             end=data["end"],
         )
-        return Response(BookingSerializer(booking).data, status=201)
+        return Response(_new_booking_data(booking), status=201)
 
 
 class BookingDetailView(ConsumerView):
@@ -294,6 +294,13 @@ class CenterBookingRejectView(CenterView):
         data = _valid(RejectSerializer, request.data)
         booking = booking_reject(actor=request.auth, booking_id=booking_id, reason=data.get("reason", ""))
         return Response(BookingSerializer(booking).data)
+
+
+def _new_booking_data(booking: Booking) -> dict:
+    """A booking just made, as the API shows it, without reading back what cannot exist yet: it has no
+    allocation (its center's agent has not seen it) and nothing metered."""
+    Booking.allocation.related.set_cached_value(booking, None)
+    return BookingSerializer(booking, context={"_usage": {booking.pk: no_usage(booking)}}).data
 
 
 def _valid(serializer_class, data) -> dict:

@@ -138,9 +138,11 @@ def commitment_amount(*, fraction: Decimal, unit_price: Decimal, currency: str, 
     return round_money(fraction * device_hours * unit_price, currency)
 
 
-def _unpaid_invoices(consumer: Organization, currency: str | None = None) -> list[tuple[Any, Decimal]]:
+def _unpaid_invoices(
+    consumer: Organization, currency: str | None = None, *, due_before: datetime | None = None
+) -> list[tuple[Any, Decimal]]:
     """The consumer's finalized invoices with something still owed, each with what is owed (in `currency`, or in
-    every currency), oldest due first."""
+    every currency; only those due before `due_before` when given), oldest due first."""
     # billing builds on the market (its models point at bookings), so it is imported where it is used.
     from billing.models import Invoice, InvoiceStatus
     from billing.services.payments import invoices_outstanding
@@ -148,6 +150,8 @@ def _unpaid_invoices(consumer: Organization, currency: str | None = None) -> lis
     invoices = Invoice.objects.filter(consumer=consumer, status=InvoiceStatus.FINALIZED).order_by("due_at", "number")
     if currency is not None:
         invoices = invoices.filter(currency=currency)
+    if due_before is not None:
+        invoices = invoices.filter(due_at__lt=due_before)
     invoices = list(invoices)
     balances = invoices_outstanding(invoices)
     return [(invoice, balances[invoice.pk].due) for invoice in invoices if balances[invoice.pk].due > 0]
@@ -174,7 +178,7 @@ def exposure(consumer: Organization, currency: str) -> Decimal:
 
 def overdue_invoices(consumer: Organization, now: datetime) -> list[tuple[Any, Decimal]]:
     """The consumer's invoices past their due date with something still owed, in any currency."""
-    return [(invoice, owed) for invoice, owed in _unpaid_invoices(consumer) if invoice.due_at and invoice.due_at < now]
+    return _unpaid_invoices(consumer, due_before=now)
 
 
 def _check_overdue(consumer: Organization, now: datetime) -> None:

@@ -67,7 +67,8 @@ def offering_lock(pk: UUID) -> Offering:
     on one offering are serialized and each sees the other's committed bookings. Call it inside
     `transaction.atomic()`. Raises `Offering.DoesNotExist` when there is no such offering.
     """
-    return Offering.objects.select_for_update().get(pk=pk)
+    # With its center (read by every caller that answers with the booking), locking the offering's row only.
+    return Offering.objects.select_for_update(of=("self",)).select_related("center").get(pk=pk)
 
 
 def offerings_lock(pks: Iterable[UUID]) -> dict[UUID, Offering]:
