@@ -33,16 +33,27 @@ def test_booking_contention_never_oversells_and_counts_every_answer(bench, monke
     monkeypatch.setitem(booking_contention.ATTEMPTS, "small", 160)
     monkeypatch.setitem(booking_contention.HORIZON_HOURS, "small", 6)
 
-    [result] = booking_contention.run(bench)
+    one, two = booking_contention.run(bench)
 
-    assert result.error is None
-    figures = result.figures
-    # Both phases answered every attempt, and the crowded 6-hour horizon refused some of them.
-    assert figures["api_booked"] + figures["api_rejections"] == 160
-    assert figures["bare_booked"] + figures["bare_rejections"] == 160
-    assert figures["api_rejections"] > 0
-    assert result.checks == {"api_max_peak": 64, "bare_max_peak": 64, "capacity": 64}
-    assert result.ratio > 0
+    for result in (one, two):
+        assert result.error is None
+        figures = result.figures
+        # Every phase answered every attempt, and the crowded 6-hour horizon refused some of them.
+        assert figures["api_booked"] + figures["api_rejections"] == 160
+        assert figures["bare_booked"] + figures["bare_rejections"] == 160
+        assert figures["api_rejections"] > 0 and figures["bare_rejections"] > 0
+        assert set(result.checks) == {"api_max_peak", "bare_max_peak", "capacity"}
+        assert result.checks["capacity"] == 64
+        # Never over capacity; and a refusal of at most 8 devices means more than 56 were held at some instant.
+        assert 64 - 8 < result.checks["api_max_peak"] <= 64
+        assert 64 - 8 < result.checks["bare_max_peak"] <= 64
+        assert result.ratio > 0
+        floor = result.figures["floor_requests_per_s"]
+        assert set(floor) == {"/healthz", "/api/v1/me"} and all(rate > 0 for rate in floor.values())
+    assert (one.parameters["web_processes"], two.parameters["web_processes"]) == (1, 2)
+    # One bare run is the limit of both.
+    assert one.figures["bare_bookings_per_s"] == two.figures["bare_bookings_per_s"]
+    assert "bookings_vs_one_process" in two.figures
 
 
 def test_catalog_search_answers_as_the_bare_query_does(bench, monkeypatch):

@@ -15,6 +15,10 @@ it fits (else a rollback): the logical work of a booking, with nothing else.
 After each phase the checked peak is computed in SQL over every holding booking of the 10 offerings: at no instant
 may an offering hold more than its 64 devices. A violation is an error (the run exits 1), as is any answer other
 than 201 or 409 `insufficient_capacity`, or a 201 count that differs from the rows stored.
+
+The API phase runs twice on the same attempts (the bookings cleared between): against one web process (the
+target's figure) and against two, client k talking to process k mod 2 as an L4 load balancer would spread them,
+both compared with the one bare run. Two JSON lines, `web_processes` 1 and 2.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -43,6 +48,12 @@ CLIENTS = 32
 OFFERINGS = 10
 DEVICES = 64
 ATTEMPTS = {"small": 1_600, "default": 6_400}
+# One web process (the target's figure), then two behind a notional load balancer: "Beyond one machine".
+PROCESSES = (1, 2)
+# The cheapest requests the product answers, measured on the same servers after the bookings: the health check
+# (Django's middleware, one `SELECT 1`, a JSON answer) and a token-authenticated API read (DRF, the token lookup,
+# the organization): the most requests/s the web processes can answer here, whatever a booking costs.
+FLOOR_PATHS = ("/healthz", "/api/v1/me")
 HORIZON_HOURS = {"small": 72, "default": 288}
 PRICE = Decimal("9.5000")
 PATH = "/api/v1/bookings"
@@ -72,47 +83,102 @@ class Phase:
     refused: int
     latencies: list[float]
     cpu: CpuSeconds
+    floor: dict[str, float] = field(default_factory=dict)  # requests/s of FLOOR_PATHS on the same servers
 
 
 def run(bench: Bench) -> Iterator[Result]:
     world = _create_world()
     attempts = _attempts(world, ATTEMPTS[bench.scale], HORIZON_HOURS[bench.scale], bench.seed)
-    result = Result(
-        name=NAME,
-        parameters={
-            "scale": bench.scale,
-            "clients": CLIENTS,
-            "offerings": OFFERINGS,
-            "devices_per_offering": DEVICES,
-            "attempts": len(attempts),
-            "horizon_hours": HORIZON_HOURS[bench.scale],
-            "seed": bench.seed,
-        },
-        target=TARGET,
-        environment=bench.environment,
-    )
-    try:
-        bench.checkpoint()
-        limit = _bare(bench, world, attempts)
-        limit_peak = _checked_peak(bench, world)
-        _check(bench, world, limit, limit_peak, "bare")
-        _clear(bench, world)
+    limit = limit_peak = None
+    api_one = None
+    for processes in PROCESSES:
+        result = Result(
+            name=NAME,
+            parameters={
+                "scale": bench.scale,
+                "clients": CLIENTS,
+                "offerings": OFFERINGS,
+                "devices_per_offering": DEVICES,
+                "attempts": len(attempts),
+                "horizon_hours": HORIZON_HOURS[bench.scale],
+                "web_processes": processes,
+                "seed": bench.seed,
+            },
+            target=TARGET,
+            environment=bench.environment,
+        )
+        try:
+            if limit is None:
+                bench.checkpoint()
+                limit = _bare(bench, world, attempts)
+                limit_peak = _checked_peak(bench, world)
+                _check(bench, world, limit, limit_peak, "bare")
+            _clear(bench, world)
+            bench.checkpoint()
+            api = _api_phase(bench, world, attempts, processes)
+            api_peak = _checked_peak(bench, world)
+            _report(result, api, limit, api_peak, limit_peak, len(attempts), processes)
+            _check(bench, world, api, api_peak, "api")
+            if processes == 1:
+                api_one = api
+            elif api_one is not None:
+                result.figures["bookings_vs_one_process"] = round(
+                    (api.booked / api.seconds) / (api_one.booked / api_one.seconds), 2
+                )
+        except BenchError as error:
+            result.error = str(error)
+        yield result
 
-        bench.checkpoint()
-        with bench.asgi_server(NAME) as server:
-            clients = [Client(server.host, server.port, token) for token in world.tokens]
-            _warm_up(clients, attempts[0])
-            with cpu_seconds(bench, server.pid) as cpu, bench.profiled(server.pid, NAME):
-                api = _api(clients, attempts)
-            api.cpu = cpu
-            for client in clients:
-                client.close()
-        api_peak = _checked_peak(bench, world)
-        _report(result, api, limit, api_peak, limit_peak, len(attempts))
-        _check(bench, world, api, api_peak, "api")
-    except BenchError as error:
-        result.error = str(error)
-    yield result
+
+def _api_phase(bench: Bench, world: World, attempts: list[Attempt], processes: int) -> Phase:
+    """The attempts over HTTP against `processes` web processes on the same database, client k talking to process
+    k mod `processes` (as an L4 load balancer would spread them); the CPU of all of them is added up."""
+    with ExitStack() as stack:
+        label = NAME if processes == 1 else f"{NAME}-{processes}p"
+        servers = [stack.enter_context(bench.asgi_server(f"{label}-{n}")) for n in range(processes)]
+        clients = []
+        for number, token in enumerate(world.tokens):
+            server = servers[number % processes]
+            clients.append(Client(server.host, server.port, token))
+        _warm_up(clients, attempts[0])
+        with ExitStack() as measuring:
+            usages = [measuring.enter_context(cpu_seconds(bench, server.pid)) for server in servers]
+            measuring.enter_context(bench.profiled(servers[0].pid, label))
+            api = _api(clients, attempts)
+        api.floor = {path: _floor(clients, path, len(attempts)) for path in FLOOR_PATHS}
+        for client in clients:
+            client.close()
+    api.cpu = usages[0]
+    if processes > 1:
+        api.cpu.server = None if any(usage.server is None for usage in usages) else sum(u.server for u in usages)
+    return api
+
+
+def _floor(clients: list[Client], path: str, requests: int) -> float:
+    """Requests/s of the same clients on the same servers asking for `path` `requests` times in all: what the
+    web processes answer at best on this machine, with no booking work at all."""
+    work: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for number in range(requests):
+        work.put(number)
+    failures: list[str] = []
+
+    def worker(client: Client):
+        def work_loop() -> None:
+            while True:
+                try:
+                    work.get_nowait()
+                except queue.Empty:
+                    return
+                status, body, _seconds = client.request("GET", path)
+                if status != 200:
+                    failures.append(f"GET {path}: HTTP {status}: {body[:200]!r}")
+
+        return work_loop
+
+    seconds, errors = run_threads([worker(client) for client in clients])
+    if errors or failures:
+        raise BenchError(f"floor requests failed: {(errors or failures)[0]}")
+    return requests / seconds
 
 
 # --- data -----------------------------------------------------------------------------------------------------------
@@ -380,7 +446,9 @@ def _check(bench: Bench, world: World, phase: Phase, peak: dict[str, int], label
         raise BenchError(f"{label}: capacity exceeded ({peak['max_peak']} of {DEVICES})")
 
 
-def _report(result: Result, api: Phase, bare: Phase, api_peak: dict, bare_peak: dict, attempts: int) -> None:
+def _report(
+    result: Result, api: Phase, bare: Phase, api_peak: dict, bare_peak: dict, attempts: int, processes: int
+) -> None:
     def latency(values: list[float]) -> dict[str, float]:
         ms = [value * 1000 for value in values]
         return {"p50": round(percentile(ms, 0.5), 1), "p95": round(percentile(ms, 0.95), 1), "max": round(max(ms), 1)}
@@ -400,6 +468,9 @@ def _report(result: Result, api: Phase, bare: Phase, api_peak: dict, bare_peak: 
         "api_latency_ms": latency(api.latencies),
         "bare_latency_ms": latency(bare.latencies),
         "checked_peak": {"api": api_peak, "bare": bare_peak},
+        # What the target asks of the API at this refusal rate, next to the most trivial requests/s served here.
+        "attempts_per_s_for_target": round(TARGET * bare_rate * attempts / max(api.booked, 1), 1),
+        "floor_requests_per_s": {path: round(rate, 1) for path, rate in api.floor.items()},
         "cpu_ms_per_attempt": {
             "api": {k: None if v is None else round(v * 1000 / attempts, 2) for k, v in vars(api.cpu).items()},
             "bare": {k: None if v is None else round(v * 1000 / attempts, 2) for k, v in vars(bare.cpu).items()},
@@ -408,6 +479,6 @@ def _report(result: Result, api: Phase, bare: Phase, api_peak: dict, bare_peak: 
     result.checks = {"api_max_peak": api_peak["max_peak"], "bare_max_peak": bare_peak["max_peak"], "capacity": DEVICES}
     result.ratio = round(api_rate / bare_rate, 4)
     result.headline = (
-        f"api {api_rate:,.0f} bookings/s ({api.refused} refused), bare {bare_rate:,.0f}/s ({bare.refused} refused); "
-        f"peak {api_peak['max_peak']}/{DEVICES}"
+        f"{processes} web: api {api_rate:,.0f} bookings/s ({api.refused} refused), "
+        f"bare {bare_rate:,.0f}/s ({bare.refused} refused); peak {api_peak['max_peak']}/{DEVICES}"
     )
