@@ -129,6 +129,13 @@ if DATABASE_POOL:
         "timeout": env_int("DATABASE_POOL_TIMEOUT_SECONDS", 30),
         "max_idle": 300,
     }
+# HTTP requests run on this many threads per web process (marketplace/http.py), each holding at most one database
+# connection while it serves a request: more threads than pooled connections would only wait for one.
+WEB_THREADS = env_int("WEB_THREADS", 16)
+if not 1 <= WEB_THREADS <= (DATABASE_POOL_MAX_SIZE if DATABASE_POOL else WEB_THREADS):
+    raise ImproperlyConfigured(
+        f"WEB_THREADS must be between 1 and DATABASE_POOL_MAX_SIZE ({DATABASE_POOL_MAX_SIZE}), got {WEB_THREADS}"
+    )
 if env_str("TEST_DATABASE_NAME"):
     # Lets two test runs on one server (a developer's and CI's) keep apart.
     DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
