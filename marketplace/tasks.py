@@ -58,14 +58,16 @@ def booking_status_email(booking_id: str, status: str) -> None:
     """E-mail the consumer's and the center's admins (and the person who booked) about a status move."""
     # Only the columns the mail uses: this runs on every booking move, and the wide rows of four joined tables
     # cost more to build than the query costs to run.
-    booking = (
-        Booking.objects.select_related("offering__center", "offering__accelerator", "consumer", "created_by")
-        .only(*_BOOKING_MAIL_FIELDS)
-        .filter(pk=booking_id)
-        .first()
-    )
-    if booking is None or booking.status != status:
-        return  # gone, or moved on already: the next move sends its own mail
+    try:
+        booking = (
+            Booking.objects.select_related("offering__center", "offering__accelerator", "consumer", "created_by")
+            .only(*_BOOKING_MAIL_FIELDS)
+            .get(pk=booking_id)
+        )
+    except Booking.DoesNotExist:
+        return  # gone: nothing to tell
+    if booking.status != status:
+        return  # moved on already: the next move sends its own mail
     recipients = _booking_recipients(booking)
     if not recipients:
         return
