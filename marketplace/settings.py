@@ -130,8 +130,11 @@ if DATABASE_POOL:
         "max_idle": 300,
     }
 # HTTP requests run on this many threads per web process (marketplace/http.py), each holding at most one database
-# connection while it serves a request: more threads than pooled connections would only wait for one.
-WEB_THREADS = env_int("WEB_THREADS", 16)
+# connection while it serves a request: more threads than pooled connections would only wait for one. A few are
+# enough for a process that is busy with Python (one runs at a time) and let slow calls (Stripe) overlap; many cost
+# CPU in handing the interpreter lock around: 32 clients booking at once cost 8.5 ms of CPU per attempt on 4
+# threads, 11 ms on 16 (docs/performance.md, scenario 3). For more throughput, run more processes.
+WEB_THREADS = env_int("WEB_THREADS", 4)
 if not 1 <= WEB_THREADS <= (DATABASE_POOL_MAX_SIZE if DATABASE_POOL else WEB_THREADS):
     raise ImproperlyConfigured(
         f"WEB_THREADS must be between 1 and DATABASE_POOL_MAX_SIZE ({DATABASE_POOL_MAX_SIZE}), got {WEB_THREADS}"
