@@ -83,19 +83,18 @@ def test_a_request_passes_the_middleware_and_its_answer_comes_back():
     assert headers[b"x-frame-options"] == b"DENY"
 
 
+def _window(offering, *, devices: int, hours: int) -> bytes:
+    """A quote or booking request body: `devices` for `hours` from tomorrow's next whole hour."""
+    start = (timezone.now() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    window = {"offering": str(offering.pk), "devices": devices, "start": start.isoformat()}
+    return json.dumps({**window, "end": (start + timedelta(hours=hours)).isoformat()}).encode()
+
+
 def test_a_body_sent_in_parts_reaches_the_view_whole():
     offering = OfferingFactory(devices=8)
     consumer = OrganizationFactory()
     token = token_for(consumer, Scope.BOOKING)
-    start = (timezone.now() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-    body = json.dumps(
-        {
-            "offering": str(offering.pk),
-            "devices": 2,
-            "start": start.isoformat(),
-            "end": (start + timedelta(hours=3)).isoformat(),
-        }
-    ).encode()
+    body = _window(offering, devices=2, hours=3)
     scope = {
         "type": "http",
         "method": "POST",
@@ -187,15 +186,7 @@ def test_a_booking_made_over_http_reaches_a_socket_through_the_in_memory_layer(s
     browser = Client()
     browser.force_login(booker)
     cookie = f"sessionid={browser.cookies['sessionid'].value}".encode()
-    start = (timezone.now() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-    body = json.dumps(
-        {
-            "offering": str(offering.pk),
-            "devices": 3,
-            "start": start.isoformat(),
-            "end": (start + timedelta(hours=2)).isoformat(),
-        }
-    ).encode()
+    body = _window(offering, devices=3, hours=2)
 
     async def scenario():
         socket = WebsocketCommunicator(
