@@ -2,13 +2,13 @@
 
 The product's views, middleware and database code are synchronous. Django's own ASGI handler runs such a project
 by starting a new thread for every request and hopping between it and the event loop around the middleware
-chain and the view, which cost about 2.5 ms of CPU per request on the benchmark machine: seven times what
+chain and the view, which cost about 2.5 ms of CPU per request on the benchmark machine: six to seven times what
 Django's request handling itself costs there (docs/performance.md, scenario 3). This application keeps Daphne
 and Channels (the server, WebSockets, the channel layer) and serves HTTP the way a threaded WSGI server does:
 the request body is read on the event loop, the whole request then runs in one of `WEB_THREADS` long-lived
 threads (the thread of its database connection, as under WSGI), and the answer is written back.
 
-A streaming response (CSV and XLSX downloads, files) is iterated in the same thread and sent chunk by chunk.
+A streaming response (a file download, a static asset) is iterated in the same thread and sent chunk by chunk.
 Code that calls `async_to_sync` from a request (live events through the channel layer) runs its coroutine on the
 server's event loop, as under Django's ASGI handler, so the in-memory channel layer of a single process works.
 """

@@ -74,8 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last: a synchronous middleware innermost keeps the whole chain synchronous under ASGI, one thread hop in
-    # and one out per request, instead of hops to and from the event loop around each of the two above.
+    # Last: it needs only the session's user. A synchronous middleware innermost also keeps the whole chain
+    # synchronous under Django's ASGI handler (HTTP is served by marketplace/http.py, synchronous throughout).
     "accounts.middleware.ActiveOrganizationMiddleware",
 ]
 
