@@ -1,9 +1,10 @@
-"""The bench's HTTP scenarios (booking contention, catalog search, mixed load) run end to end at a tiny size, so a
-change that breaks one (a renamed field, a new required parameter, a wrong answer) fails CI instead of the next
-`make bench`. Timings are reported by the scenarios but never asserted: only their correctness checks are.
+"""The bench's scenarios with servers or workers (booking contention, catalog search, mixed load, task workers) run
+end to end at a tiny size, so a change that breaks one (a renamed field, a new required parameter, a wrong answer)
+fails CI instead of the next `make bench`. Timings are reported by the scenarios but never asserted: only their
+correctness checks are.
 
-Each test runs a scenario against a real Daphne process on the test database (committed data: a transactional
-test), with the sizes shrunk to a few seconds.
+Each test runs a scenario against real Daphne processes (or Celery workers through Redis) on the test database
+(committed data: a transactional test), with the sizes shrunk to a few seconds.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import pytest
 
 from marketplace.catalog import load_catalog
 from marketplace.models import AcceleratorModel
-from tests.bench import market
+from tests.bench import harness, market
 from tests.bench.harness import Bench
-from tests.bench.scenarios import booking_contention, catalog_search, mixed_load
+from tests.bench.scenarios import booking_contention, catalog_search, mixed_load, task_workers
 from tests.worker import test_database_url as database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,3 +82,16 @@ def test_mixed_load_runs_every_kind_of_request_without_errors(bench, monkeypatch
         assert result.figures["usage_records_accepted"] % mixed_load.RECORDS_PER_BATCH == 0
     assert (one.parameters["web_processes"], two.parameters["web_processes"]) == (1, 2)
     assert "throughput_vs_one_process" in two.figures
+
+
+@pytest.mark.skipif(not harness.REDIS_URL, reason="needs a Redis server: set REDIS_URL (CI does)")
+def test_task_workers_send_every_mail_through_redis(bench, monkeypatch):
+    monkeypatch.setitem(task_workers.TASKS, "small", 20)
+
+    [result] = task_workers.run(bench)
+
+    assert result.error is None
+    assert result.checks == {"1_workers_mails": 20, "2_workers_mails": 20, "tasks": 20}
+    assert set(result.figures["tasks_per_s"]) == {"1_workers", "2_workers"}
+    assert result.figures["in_process_tasks_per_s"] > 0
+    assert result.ratio > 0

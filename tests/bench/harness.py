@@ -30,6 +30,8 @@ SEED = 20_261_126
 SCALES = ("small", "default")
 EMBEDDED_BENCH_DATABASE = "computenet_bench"
 SERVER_START_TIMEOUT = 60.0
+# Read before `django_setup` removes it from this process's environment: the broker of the task-worker scenario.
+REDIS_URL = os.environ.get("REDIS_URL")
 
 log = logging.getLogger("bench")
 

@@ -15,9 +15,11 @@ from tests.bench.scenarios import (
     catalog_search,
     mixed_load,
     period_close,
+    task_workers,
     usage_ingestion,
 )
 
 SCENARIOS: dict[str, ModuleType] = {
-    module.NAME: module for module in (usage_ingestion, period_close, booking_contention, catalog_search, mixed_load)
+    module.NAME: module
+    for module in (usage_ingestion, period_close, booking_contention, catalog_search, mixed_load, task_workers)
 }
