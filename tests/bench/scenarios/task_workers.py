@@ -46,7 +46,7 @@ from tests.bench.harness import (
 NAME = "task_workers"
 DESCRIPTION = "booking e-mails/s sent by 1 and 2 Celery worker processes through Redis (tasks scaled out)"
 TARGET = 1.5
-TASKS = {"small": 300, "default": 2_400}
+TASKS = {"small": 600, "default": 2_400}
 WORKERS = (1, 2)
 TASK = "marketplace.booking_status_email"
 RUN_TIMEOUT = 600.0
