@@ -26,6 +26,15 @@ def test_database_url() -> str:
     return f"postgres://{auth}@{host}{port}/{s['NAME']}"
 
 
+def worker_command(queue: str, name: str | None = None) -> list[str]:
+    """A production worker (`celery -A marketplace.celery worker`) on one queue, one task at a time (`solo`), without
+    the cluster chatter a single test or bench worker does not need."""
+    command = [sys.executable, "-m", "celery", "-A", "marketplace.celery", "worker", "--pool", "solo", "-Q", queue]
+    if name:
+        command += ["-n", name]
+    return [*command, "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
+
+
 @contextmanager
 def celery_worker() -> Iterator[str]:
     """Start a worker on a fresh queue; yield the queue name; stop the worker."""
@@ -39,27 +48,7 @@ def celery_worker_process(queue: str | None = None) -> Iterator[tuple[str, subpr
     stop the worker if it still runs."""
     queue = queue or f"test-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, "DATABASE_URL": test_database_url()}
-    process = subprocess.Popen(  # noqa: S603 (fixed argv)
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "marketplace.celery",
-            "worker",
-            "--pool",
-            "solo",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    process = subprocess.Popen(worker_command(queue), cwd=ROOT, env=env)  # noqa: S603 (fixed argv)
     try:
         time.sleep(0.5)
         if process.poll() is not None:

@@ -168,6 +168,16 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def stop(process: subprocess.Popen, *, timeout: float) -> None:
+    """Terminate a process the bench started, and kill it when it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def migrate(url: str) -> None:
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 (a fixed command line: this interpreter and the project's manage.py)
@@ -278,12 +288,7 @@ class Bench:
             log.info("daphne pid %d listening on 127.0.0.1:%d (log %s)", process.pid, port, log_path)
             yield Server(f"http://127.0.0.1:{port}", "127.0.0.1", port, process.pid, log_path)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=15)
 
     @contextmanager
     def profiled(self, pid: int, label: str) -> Iterator[None]:

@@ -34,14 +34,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tests.bench.harness import (
     BASE_DIR,
-    BIN_DIR,
     REDIS_URL,
     Bench,
     BenchError,
     Result,
     cpu_seconds,
     server_env,
+    stop,
 )
+from tests.worker import worker_command
 
 NAME = "task_workers"
 DESCRIPTION = "booking e-mails/s sent by 1 and 2 Celery worker processes through Redis (tasks scaled out)"
@@ -196,7 +197,8 @@ def _measure(bench: Bench, broker: str, bookings: list[str], workers: int) -> di
     mail_dir.mkdir()
     connection = redis.Redis.from_url(broker)
     connection.flushdb()  # database 15 is the bench's own
-    sender = Celery("bench-sender", broker=broker)
+    # Not the current app: the project's shared tasks must keep resolving to the project's own app.
+    sender = Celery("bench-sender", broker=broker, set_as_current=False)
     with ExitStack() as stack:
         pids = [stack.enter_context(_worker(bench, broker, queue, mail_dir, number)) for number in range(workers)]
         # Redis drops what is published to a queue nobody has bound yet: wait for the workers' binding, then one
@@ -239,25 +241,9 @@ def _worker(bench: Bench, broker: str, queue: str, mail_dir: Path, number: int) 
     log_path = bench.work_dir / f"worker-{queue}-{number}.log"
     # dj-email-url drops the first slash of a file URL's path: four slashes make an absolute directory.
     env = server_env(bench.database_url, REDIS_URL=broker, EMAIL_URL=f"file:///{mail_dir}")
-    command = [
-        str(BIN_DIR / "celery"),
-        "-A",
-        "marketplace.celery",
-        "worker",
-        "--pool",
-        "solo",
-        "-Q",
-        queue,
-        "-n",
-        f"bench{number}@%h",
-        "--without-heartbeat",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        "WARNING",
-    ]
+    command = worker_command(queue, name=f"bench{number}@%h")
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(  # noqa: S603 (a fixed command line: the venv's celery)
+        process = subprocess.Popen(  # noqa: S603 (a fixed command line: this interpreter's celery)
             command, cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
     try:
@@ -266,12 +252,7 @@ def _worker(bench: Bench, broker: str, queue: str, mail_dir: Path, number: int) 
             raise BenchError(f"a Celery worker exited at start with code {process.returncode} (log {log_path})")
         yield process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=30)
 
 
 def _wait_for(predicate, timeout: float, label: str) -> None:
