@@ -129,6 +129,21 @@ def intent_payment(
         return Payment.objects.get(key=key)
 
 
+def _invoice_intent_payment(
+    invoice: Invoice, payment_intent_id: str, amount: Decimal, now: datetime, recorded_by: str
+) -> Payment:
+    """`intent_payment` of a PaymentIntent for what is owed on one of the consumer's invoices."""
+    return intent_payment(
+        consumer=invoice.consumer,
+        payment_intent_id=payment_intent_id,
+        amount=amount,
+        currency=invoice.currency,
+        invoice=invoice,
+        now=now,
+        recorded_by=recorded_by,
+    )
+
+
 def intent_settle(*, payment: Payment, payment_intent: Any, now: datetime) -> Payment:
     """Move our Payment to what Stripe says its PaymentIntent is: succeeded books and applies the money, a
     decline records the failure (a failure never undoes a success: `payment_failed` ignores it)."""
@@ -216,15 +231,7 @@ def invoice_payment_intent(*, invoice: Invoice, now: datetime, actor: Actor | No
         idempotency_key=f"invoice-{invoice.pk}-pi-{attempt}",
     )
     with transaction.atomic():
-        payment = intent_payment(
-            consumer=invoice.consumer,
-            payment_intent_id=intent.id,
-            amount=outstanding,
-            currency=invoice.currency,
-            invoice=invoice,
-            now=now,
-            recorded_by=INVOICE_PAGE,
-        )
+        payment = _invoice_intent_payment(invoice, intent.id, outstanding, now, INVOICE_PAGE)
         audit_record(
             action="payment.card_started",
             organization=invoice.consumer,
@@ -301,25 +308,9 @@ def invoice_autopay(*, invoice_id: Any, now: datetime) -> Payment | None:
         if not declined.payment_intent_id:
             # Stripe's `payment_intent.payment_failed` webhook records it from the PaymentIntent's metadata.
             return None
-        payment = intent_payment(
-            consumer=invoice.consumer,
-            payment_intent_id=declined.payment_intent_id,
-            amount=outstanding,
-            currency=invoice.currency,
-            invoice=invoice,
-            now=now,
-            recorded_by=AUTOPAY,
-        )
+        payment = _invoice_intent_payment(invoice, declined.payment_intent_id, outstanding, now, AUTOPAY)
         return payment_failed(payment_id=payment.pk, message=str(declined.detail), now=now)
-    payment = intent_payment(
-        consumer=invoice.consumer,
-        payment_intent_id=intent.id,
-        amount=outstanding,
-        currency=invoice.currency,
-        invoice=invoice,
-        now=now,
-        recorded_by=AUTOPAY,
-    )
+    payment = _invoice_intent_payment(invoice, intent.id, outstanding, now, AUTOPAY)
     return intent_settle(payment=payment, payment_intent=intent, now=now)
 
 
