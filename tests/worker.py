@@ -4,15 +4,17 @@ test database, so a test proves the path a production task takes (broker, separa
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +69,34 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def waiting_on_a_lock(observer: psycopg.Connection) -> bool:
+    """Some other session of the test database is waiting for a lock."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+        "AND pid <> pg_backend_pid()"
+    )
+    return observer.execute(query).fetchone()[0] > 0
+
+
+def worker_killed_at_a_lock(lock_sql: str, params: Sequence = (), *, start: Callable[[str], object], what: str):
+    """A worker dying in the middle of a task's transaction: another session takes a lock with `lock_sql`, a
+    worker starts and `start(queue)` sends the task to it; once the task waits on the lock the worker gets SIGKILL,
+    then the lock is released. Returns what `start` returned."""
+    url = test_database_url().replace("postgres://", "postgresql://")
+    blocker = psycopg.connect(url, autocommit=False)
+    observer = psycopg.connect(url, autocommit=True)
+    try:
+        blocker.execute(lock_sql, params)
+        with celery_worker_process() as (queue, worker):
+            started = start(queue)
+            assert wait_for(lambda: waiting_on_a_lock(observer), timeout=60), f"{what} never reached the lock"
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+        blocker.rollback()
+        assert wait_for(lambda: not waiting_on_a_lock(observer), timeout=30)
+    finally:
+        blocker.close()
+        observer.close()
+    return started

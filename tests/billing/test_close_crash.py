@@ -3,28 +3,18 @@ real Celery worker (through Redis, against the test database) that is killed wit
 
 from __future__ import annotations
 
-import signal
 from decimal import Decimal
 
-import psycopg
 import pytest
 
 from billing.models import BillingPeriod, Invoice, InvoiceLine, JournalEntry, PeriodStatus, Statement
 from billing.tasks import period_close_task
 from tests.billing.settlement import OCT, book, invoice_of, market, meter, statement_of, trial_balance
-from tests.worker import celery_worker_process, wait_for
-from tests.worker import test_database_url as database_url
+from tests.worker import celery_worker_process, wait_for, worker_killed_at_a_lock
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.worker]
 
 D = Decimal
-
-
-def _waiting_on_a_lock(conn) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    ).fetchone()
-    return row[0] > 0
 
 
 def test_a_close_killed_halfway_leaves_nothing_and_a_rerun_completes_it():
@@ -33,20 +23,11 @@ def test_a_close_killed_halfway_leaves_nothing_and_a_rerun_completes_it():
     meter(booking, "2026-10-05 00:00", "2026-10-05 01:00", 8)  # 8 dh used of 16 committed
 
     # Another session holds the statements table: the close writes its invoices, then waits there.
-    blocker = psycopg.connect(database_url().replace("postgres://", "postgresql://"), autocommit=False)
-    try:
-        blocker.execute("LOCK TABLE billing_statement IN ACCESS EXCLUSIVE MODE")
-        observer = psycopg.connect(database_url().replace("postgres://", "postgresql://"), autocommit=True)
-        with celery_worker_process() as (queue, worker):
-            period_close_task.apply_async(args=["2026-10", "test"], queue=queue)
-            assert wait_for(lambda: _waiting_on_a_lock(observer), timeout=60), "the close never reached its statements"
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-        blocker.rollback()
-        assert wait_for(lambda: not _waiting_on_a_lock(observer), timeout=30)
-        observer.close()
-    finally:
-        blocker.close()
+    worker_killed_at_a_lock(
+        "LOCK TABLE billing_statement IN ACCESS EXCLUSIVE MODE",
+        start=lambda queue: period_close_task.apply_async(args=["2026-10", "test"], queue=queue),
+        what="the close",
+    )
 
     period = BillingPeriod.objects.get(start=OCT)
     cutoff = period.usage_cutoff

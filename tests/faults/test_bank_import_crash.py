@@ -6,10 +6,8 @@ those of the same file imported without interruption (that run is made first, in
 from __future__ import annotations
 
 import base64
-import signal
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.db import transaction
 from django.utils import timezone
@@ -22,8 +20,7 @@ from tests.billing.bank import october_invoices, statement_csv
 from tests.billing.payments import finance_clerk
 from tests.billing.settlement import trial_balance
 from tests.faults.books import books
-from tests.worker import celery_worker_process, wait_for
-from tests.worker import test_database_url as database_url
+from tests.worker import celery_worker_process, wait_for, worker_killed_at_a_lock
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.worker]
 
@@ -52,18 +49,6 @@ def _rows(invoices) -> list[tuple]:
     return [special.get(n, ("2026-11-21", f"-{n % 7 + 1}.00", "Bank", f"fee {n}")) for n in range(1, LINES + 1)]
 
 
-def _connect(autocommit: bool) -> psycopg.Connection:
-    return psycopg.connect(database_url().replace("postgres://", "postgresql://"), autocommit=autocommit)
-
-
-def _waiting_on_a_lock(observer: psycopg.Connection) -> bool:
-    query = (
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
-        "AND pid <> pg_backend_pid()"
-    )
-    return observer.execute(query).fetchone()[0] > 0
-
-
 @pytest.mark.parametrize("kill_while", ["storing", "matching"])
 def test_a_bank_import_killed_halfway_and_run_again_books_what_an_uninterrupted_run_books(monkeypatch, kill_while):
     monkeypatch.setattr(bank_statements, "INLINE_LINES", INLINE)
@@ -86,28 +71,20 @@ def test_a_bank_import_killed_halfway_and_run_again_books_what_an_uninterrupted_
     assert uninterrupted["statements"][0][1:3] == (ImportStatus.DONE, LINES)
     assert len(uninterrupted["payments"]) == 5
 
-    observer = _connect(autocommit=True)
-    blocker = _connect(autocommit=False)
-    try:
-        if kill_while == "storing":
-            # Reads pass; the task's insert of the lines waits, inside its transaction.
-            blocker.execute("LOCK TABLE billing_bankstatementline IN EXCLUSIVE MODE")
-        else:
-            # The match of Crane Labs' payment (line 30) waits for its invoice; lines 1-29 are matched by then.
-            blocker.execute("SELECT 1 FROM billing_invoice WHERE id = %s FOR UPDATE", [invoices["Crane Labs"].pk])
-        with celery_worker_process() as (queue, worker):
-            monkeypatch.setattr(
-                bank_statement_import, "delay", lambda *args: bank_statement_import.apply_async(args, queue=queue)
-            )
-            upload = statement_upload(actor=clerk, filename="november.csv", content=content, now=timezone.now())
-            assert wait_for(lambda: _waiting_on_a_lock(observer), timeout=60), "the import never reached the lock"
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-        blocker.rollback()
-        assert wait_for(lambda: not _waiting_on_a_lock(observer), timeout=30)
-    finally:
-        blocker.close()
-        observer.close()
+    if kill_while == "storing":
+        # Reads pass; the task's insert of the lines waits, inside its transaction.
+        lock, params = "LOCK TABLE billing_bankstatementline IN EXCLUSIVE MODE", []
+    else:
+        # The match of Crane Labs' payment (line 30) waits for its invoice; lines 1-29 are matched by then.
+        lock, params = "SELECT 1 FROM billing_invoice WHERE id = %s FOR UPDATE", [invoices["Crane Labs"].pk]
+
+    def start(queue: str):
+        monkeypatch.setattr(
+            bank_statement_import, "delay", lambda *args: bank_statement_import.apply_async(args, queue=queue)
+        )
+        return statement_upload(actor=clerk, filename="november.csv", content=content, now=timezone.now())
+
+    upload = worker_killed_at_a_lock(lock, params, start=start, what="the import")
 
     statement = BankStatement.objects.get(pk=upload.statement.pk)
     if kill_while == "storing":

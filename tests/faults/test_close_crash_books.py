@@ -5,10 +5,8 @@ made first in a transaction that is rolled back."""
 
 from __future__ import annotations
 
-import signal
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.db import transaction
 from django.utils import timezone
@@ -19,22 +17,13 @@ from billing.tasks import period_close_task
 from tests.billing.settlement import OCT, book, market, meter, trial_balance
 from tests.factories import OrganizationFactory
 from tests.faults.books import books
-from tests.worker import celery_worker_process, wait_for
-from tests.worker import test_database_url as database_url
+from tests.worker import celery_worker_process, wait_for, worker_killed_at_a_lock
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.worker]
 
 
 class RolledBack(Exception):
     pass
-
-
-def _waiting_on_a_lock(observer: psycopg.Connection) -> bool:
-    query = (
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
-        "AND pid <> pg_backend_pid()"
-    )
-    return observer.execute(query).fetchone()[0] > 0
 
 
 def test_a_close_killed_halfway_and_run_again_books_what_an_uninterrupted_close_books():
@@ -59,22 +48,12 @@ def test_a_close_killed_halfway_and_run_again_books_what_an_uninterrupted_close_
     assert books() == before
     assert len(uninterrupted["invoices"]) == 2 and uninterrupted["journal"]
 
-    connect = database_url().replace("postgres://", "postgresql://")
-    blocker = psycopg.connect(connect, autocommit=False)
-    observer = psycopg.connect(connect, autocommit=True)
-    try:
-        # The close writes its invoices, then waits for the statements table, and is killed there.
-        blocker.execute("LOCK TABLE billing_statement IN ACCESS EXCLUSIVE MODE")
-        with celery_worker_process() as (queue, worker):
-            period_close_task.apply_async(args=["2026-10", "test"], queue=queue)
-            assert wait_for(lambda: _waiting_on_a_lock(observer), timeout=60), "the close never reached statements"
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-        blocker.rollback()
-        assert wait_for(lambda: not _waiting_on_a_lock(observer), timeout=30)
-    finally:
-        blocker.close()
-        observer.close()
+    # The close writes its invoices, then waits for the statements table, and is killed there.
+    worker_killed_at_a_lock(
+        "LOCK TABLE billing_statement IN ACCESS EXCLUSIVE MODE",
+        start=lambda queue: period_close_task.apply_async(args=["2026-10", "test"], queue=queue),
+        what="the close",
+    )
     assert BillingPeriod.objects.get(start=OCT).status == PeriodStatus.CLOSING
     assert (Invoice.objects.count(), JournalEntry.objects.count()) == (0, 0)
 
