@@ -1,5 +1,6 @@
-"""Real processes for the fault-injection suite: a Daphne web server and a private redis-server, each on a free
-local port, started and stopped (or killed) by the test itself."""
+"""Real processes for the fault-injection suite and the agent's end-to-end test: a Daphne web server and a private
+redis-server, each on a free local port, and the reference agent, started and stopped (or killed) by the test
+itself."""
 
 from __future__ import annotations
 
@@ -78,3 +79,54 @@ def redis_server(port: int) -> Iterator[subprocess.Popen]:
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=10)
+
+
+def agent_config(
+    path: Path, *, port: int, token: str, state_dir: Path, backoff_cap: int, backfill_hours: int, **options: int
+) -> Path:
+    """The reference agent's TOML config: node `lakeside-node1` with the simulated collector (8 devices, one-minute
+    slots, `backfill_hours` of history) reporting every second to the server on `port`; `options` are further
+    top-level settings (batch_size, timeout)."""
+    lines = [
+        f'server_url = "http://127.0.0.1:{port}"',
+        f'token = "{token}"',
+        'name = "lakeside-node1"',
+        'collector = "simulated"',
+        "interval = 1",
+        f"backoff_cap = {backoff_cap}",
+        *(f"{name} = {value}" for name, value in options.items()),
+        f'state_dir = "{state_dir}"',
+        "[simulated]",
+        "devices = 8",
+        "slot_minutes = 1",
+        f"backfill_hours = {backfill_hours}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class AgentProcess:
+    """The agent CLI in a subprocess; its log lines are collected from a file."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log = log
+        self._file = log.open("w")
+        self.process = subprocess.Popen(  # noqa: S603 (fixed argv)
+            [sys.executable, "-m", "marketplace.agent", "--config", str(config)],
+            cwd=ROOT,
+            env={key: value for key, value in os.environ.items() if not key.startswith("AGENT_")},
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def lines(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in self.lines())
+
+    def stop(self) -> int:
+        self.process.terminate()
+        code = self.process.wait(timeout=30)
+        self._file.close()
+        return code

@@ -18,9 +18,8 @@ from django.utils import timezone
 from billing.models import BookingUsage, UsageRecord
 from marketplace.models import BookingStatus
 from tests.factories import token_for
-from tests.faults.processes import daphne, free_port
+from tests.faults.processes import AgentProcess, agent_config, daphne, free_port
 from tests.marketplace.factories import BookingFactory, CenterFactory, OfferingFactory
-from tests.marketplace.test_agent_against_server import AgentProcess
 from tests.worker import test_database_url as database_url
 from tests.worker import wait_for
 
@@ -58,18 +57,15 @@ def test_every_record_lands_once_through_killed_connections_and_a_killed_server(
         status=BookingStatus.ACTIVE,
     )
     port = free_port()
-    config = tmp_path / "agent.toml"
-    config.write_text(
-        f'server_url = "http://127.0.0.1:{port}"\n'
-        f'token = "{token_for(center, "agent")}"\n'
-        'name = "lakeside-node1"\n'
-        'collector = "simulated"\n'
-        "interval = 1\n"
-        "backoff_cap = 1\n"
-        "batch_size = 10\n"
-        "timeout = 10\n"
-        f'state_dir = "{tmp_path / "state"}"\n'
-        "[simulated]\ndevices = 8\nslot_minutes = 1\nbackfill_hours = 2\n"
+    config = agent_config(
+        tmp_path / "agent.toml",
+        port=port,
+        token=token_for(center, "agent"),
+        state_dir=tmp_path / "state",
+        backoff_cap=1,
+        backfill_hours=2,
+        batch_size=10,
+        timeout=10,
     )
     server_log = tmp_path / "daphne.log"
     observer = _connect()
