@@ -100,3 +100,18 @@ def worker_killed_at_a_lock(lock_sql: str, params: Sequence = (), *, start: Call
         blocker.close()
         observer.close()
     return started
+
+
+def mailed_subjects(directory: Path) -> list[str]:
+    """The subject lines of every message Django's file e-mail backend (`EMAIL_URL=file:///…`) wrote into
+    `directory`, sorted. Counted by message, not by file: the backend names a file by the second and an object id,
+    so two mails sent within one second can share a file."""
+    if not directory.exists():
+        return []
+    return sorted(
+        line
+        for path in directory.iterdir()
+        if path.is_file()
+        for line in path.read_text().splitlines()
+        if line.startswith("Subject: ")
+    )

@@ -12,7 +12,6 @@ import sys
 import time
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,7 +25,7 @@ from marketplace.models import Booking, OutboxMessage
 from tests.factories import OrganizationFactory, member_of, token_for
 from tests.faults.processes import daphne, free_port, redis_server, redis_server_path
 from tests.marketplace.factories import OfferingFactory
-from tests.worker import ROOT, celery_worker_process, wait_for
+from tests.worker import ROOT, celery_worker_process, mailed_subjects, wait_for
 from tests.worker import test_database_url as database_url
 
 pytestmark = [
@@ -156,14 +155,8 @@ def test_pages_and_the_api_serve_without_redis_and_the_queued_task_runs_when_it_
             with celery_worker_process(queue="celery"):
                 assert "relayed 1" in _relay(redis_url)
                 assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0
-                # The worker ran both e-mail tasks: one message per booking. (Counted by subject, not by file: the
-                # file backend names a file by the second and an object id, so two mails in one second can share one.)
-                assert wait_for(lambda: len(_subjects(mail)) == 2, timeout=30)
-    assert _subjects(mail) == sorted(f"Subject: Booking {str(b.pk)[:8]} is now Confirmed" for b in (booking, second))
-
-
-def _subjects(mail: Path) -> list[str]:
-    """The subject lines of every message Django's file e-mail backend wrote into `mail`."""
-    if not mail.exists():
-        return []
-    return sorted(line for path in mail.iterdir() for line in path.read_text().splitlines() if "Subject:" in line)
+                # The worker ran both e-mail tasks: one message per booking.
+                assert wait_for(lambda: len(mailed_subjects(mail)) == 2, timeout=30)
+    assert mailed_subjects(mail) == sorted(
+        f"Subject: Booking {str(b.pk)[:8]} is now Confirmed" for b in (booking, second)
+    )

@@ -20,7 +20,6 @@ every task sent exactly one mail, none failed.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import time
@@ -42,7 +41,7 @@ from tests.bench.harness import (
     server_env,
     stop,
 )
-from tests.worker import worker_command
+from tests.worker import mailed_subjects, worker_command
 
 NAME = "task_workers"
 DESCRIPTION = "booking e-mails/s sent by 1 and 2 Celery worker processes through Redis (tasks scaled out)"
@@ -279,11 +278,4 @@ def _wait_drained(connection, queue: str, timeout: float, label: str) -> None:
 
 
 def _mails(directory: Path) -> int:
-    """Messages written by the file backend: one file per connection, but two connections in the same second can
-    share a name (it is the time and the object's id), and then one file holds both."""
-    count = 0
-    for entry in os.scandir(directory):
-        if entry.is_file():
-            with open(entry.path, "rb") as file:
-                count += sum(1 for line in file if line.startswith(b"Subject: "))
-    return count
+    return len(mailed_subjects(directory))
